@@ -1,0 +1,1 @@
+"""The Service Mail's quota rules, standard library only."""

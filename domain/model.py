@@ -1,0 +1,317 @@
+"""The aggregates: a Service Mail, a change of its limit, and a payment for it.
+
+Every rule of the contract is checked here; the methods that change state
+return the domain events they caused, and the caller persists both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from domain import errors
+from domain.events import (
+    ChangeAccepted,
+    ChangeCancelled,
+    ChangeExpired,
+    ChangeRejected,
+    DomainEvent,
+    QuotaChanged,
+    RefundRequired,
+)
+from domain.plans import Plan, PlanTable
+
+
+class ChangeState(StrEnum):
+    RECEIVED = "received"
+    AWAITING_PAYMENT = "awaiting_payment"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset(
+    {ChangeState.APPLIED, ChangeState.REJECTED, ChangeState.EXPIRED, ChangeState.CANCELLED}
+)
+
+_ALLOWED = {
+    ChangeState.RECEIVED: {ChangeState.AWAITING_PAYMENT, ChangeState.APPLIED, ChangeState.REJECTED},
+    ChangeState.AWAITING_PAYMENT: {
+        ChangeState.APPLIED,
+        ChangeState.REJECTED,
+        ChangeState.EXPIRED,
+        ChangeState.CANCELLED,
+    },
+}
+
+# The refund owed for a payment that reaches a change already in this state.
+_REFUND_FOR_STATE = {
+    ChangeState.APPLIED: "duplicate_payment",
+    ChangeState.EXPIRED: "change_expired",
+    ChangeState.CANCELLED: "change_cancelled",
+    ChangeState.REJECTED: "change_rejected",
+}
+
+
+class IllegalTransition(Exception):
+    """A state change the contract's diagram does not allow."""
+
+
+@dataclass
+class ServiceMail:
+    id: str
+    account_id: str
+    plan: str
+    address_limit: int
+    ksuite_id: str | None = None
+    version: int = 0
+    addresses_in_use: int = 0
+
+    def check_change(
+        self, account_id: str, expected_limit: int, new_limit: int, plans: PlanTable
+    ) -> Plan:
+        """The plan after the change, or the named refusal."""
+        self.check_changeable_by(account_id)
+        if new_limit == self.address_limit:
+            raise errors.NoChange(f"The address limit is already {new_limit}.")
+        if expected_limit != self.address_limit:
+            raise errors.StaleRequest(
+                f"The order was made for a limit of {expected_limit}, but the limit is now "
+                f"{self.address_limit}; please review the order again."
+            )
+        target = plans.target_for(self.plan, new_limit)
+        if new_limit < target.min:
+            raise errors.BelowPlanMinimum(
+                f"The {target.name} offer holds at least {target.min} addresses."
+            )
+        if new_limit > target.max:
+            raise errors.AbovePlanMaximum(
+                f"The {target.name} offer holds at most {target.max} addresses."
+            )
+        if new_limit < self.addresses_in_use:
+            raise errors.AddressesInUse(
+                f"{self.addresses_in_use} addresses exist; delete "
+                f"{self.addresses_in_use - new_limit} before lowering the limit to {new_limit}."
+            )
+        return target
+
+    def check_changeable_by(self, account_id: str) -> None:
+        if account_id != self.account_id:
+            raise errors.NotOwner("This Service Mail belongs to another account.")
+        if self.ksuite_id is not None:
+            raise errors.ManagedByKSuite(
+                "This Service Mail is part of a kSuite; its quota follows the kSuite offer."
+            )
+
+    def apply_change(self, change: QuotaChange, plan: Plan, now: datetime) -> QuotaChanged:
+        previous = self.address_limit
+        self.address_limit = change.new_address_limit
+        self.plan = plan.name
+        self.version += 1
+        return QuotaChanged(
+            request_id=change.request_id,
+            order_id=change.order_id,
+            account_id=change.account_id,
+            service_mail_id=self.id,
+            previous_address_limit=previous,
+            address_limit=self.address_limit,
+            addresses_in_use=self.addresses_in_use,
+            plan=self.plan,
+            version=self.version,
+            applied_at=now,
+        )
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    USED = "used"
+    REFUNDED = "refunded"
+
+
+@dataclass
+class Payment:
+    payment_id: str
+    order_id: str
+    amount: int
+    currency: str
+    paid_at: datetime
+    received_at: datetime
+    status: PaymentStatus = PaymentStatus.PENDING
+    refund_reason: str | None = None
+
+    def use(self) -> None:
+        self.status = PaymentStatus.USED
+
+    def refund(self, reason: str, service_mail_id: str | None) -> RefundRequired:
+        if self.status is not PaymentStatus.PENDING:
+            raise IllegalTransition(f"payment {self.payment_id} is already {self.status}")
+        self.status = PaymentStatus.REFUNDED
+        self.refund_reason = reason
+        return RefundRequired(
+            payment_id=self.payment_id,
+            order_id=self.order_id,
+            amount=self.amount,
+            currency=self.currency,
+            reason=reason,
+            service_mail_id=service_mail_id,
+        )
+
+    def unmatched_past(self, now: datetime, timeout: timedelta) -> bool:
+        return self.status is PaymentStatus.PENDING and self.received_at + timeout <= now
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: ChangeState
+    to_state: ChangeState
+    reason: str | None
+    at: datetime
+
+
+@dataclass
+class QuotaChange:
+    request_id: str
+    order_id: str
+    account_id: str
+    service_mail_id: str
+    expected_address_limit: int
+    new_address_limit: int
+    amount_due: int
+    currency: str
+    requested_at: datetime
+    state: ChangeState = ChangeState.RECEIVED
+    reason: str | None = None
+    detail: str | None = None
+    expires_at: datetime | None = None
+    payment_id: str | None = None
+    transitions: list[Transition] = field(default_factory=list)
+
+    def same_request_as(self, other: QuotaChange) -> bool:
+        return self.wire_fields() == other.wire_fields()
+
+    def wire_fields(self) -> tuple[object, ...]:
+        return (
+            self.request_id,
+            self.order_id,
+            self.account_id,
+            self.service_mail_id,
+            self.expected_address_limit,
+            self.new_address_limit,
+            self.amount_due,
+            self.currency,
+            self.requested_at,
+        )
+
+    def receive(
+        self,
+        service_mail: ServiceMail | None,
+        plans: PlanTable,
+        *,
+        other_change_awaiting: bool,
+        now: datetime,
+        payment_timeout: timedelta,
+    ) -> list[DomainEvent]:
+        """Check a new request; apply it, await its payment, or refuse it."""
+        try:
+            if service_mail is None:
+                raise errors.UnknownServiceMail(
+                    f"No Service Mail {self.service_mail_id} is known."
+                )
+            service_mail.check_changeable_by(self.account_id)
+            if other_change_awaiting:
+                raise errors.ChangeInProgress(
+                    "Another change of this Service Mail awaits payment; "
+                    "complete or cancel it first."
+                )
+            plan = service_mail.check_change(
+                self.account_id, self.expected_address_limit, self.new_address_limit, plans
+            )
+        except errors.Rejected as refusal:
+            return [self.reject(refusal, now)]
+        if self.amount_due == 0:
+            return [self._apply(service_mail, plan, now)]
+        self._move(ChangeState.AWAITING_PAYMENT, None, now)
+        self.expires_at = now + payment_timeout
+        return [
+            ChangeAccepted(
+                request_id=self.request_id,
+                order_id=self.order_id,
+                account_id=self.account_id,
+                service_mail_id=self.service_mail_id,
+                address_limit=service_mail.address_limit,
+                new_address_limit=self.new_address_limit,
+                amount_due=self.amount_due,
+                currency=self.currency,
+                expires_at=self.expires_at,
+            )
+        ]
+
+    def pay(
+        self,
+        payment: Payment,
+        service_mail: ServiceMail | None,
+        plans: PlanTable,
+        now: datetime,
+    ) -> list[DomainEvent]:
+        """Use a payment for this change, or refund it with the contract's reason."""
+        if self.state is not ChangeState.AWAITING_PAYMENT:
+            reason = _REFUND_FOR_STATE[self.state]
+            if self.state is ChangeState.APPLIED and self.payment_id is None:
+                reason = "payment_mismatch"  # nothing was due: the money was never owed
+            return [payment.refund(reason, self.service_mail_id)]
+        if payment.amount != self.amount_due or payment.currency != self.currency:
+            refusal = errors.PaymentMismatch(
+                f"{payment.amount} {payment.currency} was paid but "
+                f"{self.amount_due} {self.currency} was due; the payment will be refunded."
+            )
+            return [
+                self.reject(refusal, now),
+                payment.refund("payment_mismatch", self.service_mail_id),
+            ]
+        try:
+            if service_mail is None:
+                raise errors.UnknownServiceMail(f"No Service Mail {self.service_mail_id}.")
+            plan = service_mail.check_change(
+                self.account_id, self.expected_address_limit, self.new_address_limit, plans
+            )
+        except errors.Rejected as refusal:
+            return [self.reject(refusal, now), payment.refund("change_rejected", self.service_mail_id)]
+        payment.use()
+        self.payment_id = payment.payment_id
+        return [self._apply(service_mail, plan, now)]
+
+    def cancel(self, reason: str, now: datetime) -> list[DomainEvent]:
+        """Cancel a change awaiting payment; anything else is left as it is."""
+        if self.state is not ChangeState.AWAITING_PAYMENT:
+            return []
+        self._move(ChangeState.CANCELLED, reason, now)
+        return [ChangeCancelled(self.request_id, self.order_id, self.service_mail_id, reason)]
+
+    def expire(self, now: datetime) -> list[DomainEvent]:
+        """Expire a change whose payment did not come in time."""
+        if self.state is not ChangeState.AWAITING_PAYMENT or not self.is_due(now):
+            return []
+        self._move(ChangeState.EXPIRED, None, now)
+        return [ChangeExpired(self.request_id, self.order_id, self.service_mail_id)]
+
+    def is_due(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def reject(self, refusal: errors.Rejected, now: datetime) -> ChangeRejected:
+        self._move(ChangeState.REJECTED, refusal.reason, now)
+        self.reason, self.detail = refusal.reason, refusal.detail
+        return ChangeRejected(
+            self.request_id, self.order_id, self.service_mail_id, refusal.reason, refusal.detail
+        )
+
+    def _apply(self, service_mail: ServiceMail, plan: Plan, now: datetime) -> QuotaChanged:
+        self._move(ChangeState.APPLIED, None, now)
+        return service_mail.apply_change(self, plan, now)
+
+    def _move(self, to: ChangeState, reason: str | None, now: datetime) -> None:
+        if to not in _ALLOWED.get(self.state, set()):
+            raise IllegalTransition(f"change {self.request_id}: {self.state} -> {to}")
+        self.transitions.append(Transition(self.state, to, reason, now))
+        self.state = to

@@ -1,0 +1,1 @@
+"""The wire: inbound message schemas, outbound CloudEvents, the event stream."""

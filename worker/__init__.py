@@ -1,0 +1,1 @@
+"""quota-worker: the Celery worker, its adapters and its commands."""

@@ -1,0 +1,82 @@
+"""The Celery app: queues, routes and the reliability settings, each on purpose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from events.inbound import INBOUND, QUEUES
+from worker.settings import Settings
+
+# Redis redelivers a message not acknowledged within this many seconds. It
+# must exceed the longest a message can stay unacknowledged while healthy:
+# the hard time limit (30 s) and the longest retry countdown (20 s, the
+# retried message waits in worker memory). Kept short so a message held by
+# a killed worker runs again within about a minute and a half, not an hour.
+VISIBILITY_TIMEOUT = 60
+TASK_TIME_LIMIT = 30
+TASK_SOFT_TIME_LIMIT = 25
+MAX_RETRY_COUNTDOWN = 20
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    broker = settings.broker()
+    transport: dict[str, Any] = {}
+    if broker.startswith(("redis", "rediss")):
+        transport = {
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            # Scan for unacknowledged messages every 10 s (kombu's default is
+            # every ~100 s), so the timeout above is what bounds recovery.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+            "socket_keepalive": True,
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
+            "health_check_interval": 25,
+        }
+    elif broker.startswith(("amqp", "pyamqp")):
+        transport = {"confirm_publish": True}
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport,
+        "broker_connection_retry": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,  # forever: a broker restart is not fatal
+        "accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure": True,
+        "task_acks_on_timeout": True,
+        "task_retry_on_worker_lost": True,
+        "task_time_limit": TASK_TIME_LIMIT,
+        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_soft_shutdown_timeout": 10.0,
+        "worker_enable_soft_shutdown_on_idle": True,
+        "worker_max_tasks_per_child": 10_000,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_consumer": "worker.consumer:QuotaConsumer",
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_default_queue": QUEUES[0],
+        "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    app = Celery("quota-worker", set_as_current=True)
+    app.conf.update(celery_config(settings or Settings()))
+    app.conf.imports = ("worker.tasks",)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,62 @@
+"""The composition root: the one place that builds engines, clients and the bus."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from events.stream import StreamPublisher, redis_client
+from worker.bus import MessageBus
+from worker.db import Database
+from worker.handlers import Deps
+from worker.relay import Relay, Waker
+from worker.settings import Settings
+from worker.uow import UnitOfWork
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database: Database
+    redis: redis.Redis
+    bus: MessageBus
+
+    def relay(self) -> Relay:
+        return Relay(self.database, StreamPublisher(self.redis, self.settings.events_stream))
+
+
+def build(settings: Settings | None = None) -> Container:
+    settings = settings or Settings()
+    database = Database(settings.database())
+    client = redis_client(settings.redis())
+    waker = Waker(client, settings.events_stream)
+    deps = Deps(
+        plans=settings.plan_table,
+        payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
+        now=utcnow,
+    )
+    bus = MessageBus(lambda: UnitOfWork(database, settings.event_source, waker), deps)
+    return Container(settings, database, client, bus)
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+_pid = 0
+
+
+def container() -> Container:
+    """This process's container, built on first use (so after any fork)."""
+    global _container, _pid
+    with _lock:
+        if _container is None or _pid != os.getpid():
+            _container = build()
+            _pid = os.getpid()
+        return _container

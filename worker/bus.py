@@ -1,0 +1,89 @@
+"""The message bus: runs a command's handler in its unit of work, exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from domain import commands
+from worker import handlers
+from worker.handlers import Deps
+from worker.uow import UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    expired: int
+    refunded: int
+
+
+class MessageBus:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], deps: Deps) -> None:
+        self.uow_factory = uow_factory
+        self.deps = deps
+
+    def handle(self, cmd: commands.Command, *, message_id: str | None, task: str) -> str:
+        handler = handlers.HANDLERS[type(cmd)]
+        with self.uow_factory() as uow:
+            uow.message_id = message_id
+            if message_id is not None and uow.repo.is_processed(message_id):
+                return "duplicate_delivery"
+            outcome = handler(cmd, uow, self.deps)
+            uow.commit(self.deps.now(), message_id=message_id, task=task, outcome=outcome)
+        return outcome
+
+    def dead_letter(
+        self,
+        *,
+        message_id: str | None,
+        task: str | None,
+        body: str,
+        error: str,
+        content_type: str | None = "application/json",
+        rejection: commands.RejectInvalidMessage | None = None,
+    ) -> str:
+        """Keep a message that cannot be processed, and refuse its change where ids are known."""
+        with self.uow_factory() as uow:
+            uow.message_id = message_id
+            if message_id is not None and uow.repo.is_processed(message_id):
+                return "duplicate_delivery"
+            now = self.deps.now()
+            uow.repo.add_dead_letter(
+                message_id=message_id,
+                task=task,
+                body=body,
+                content_type=content_type,
+                error=error,
+                now=now,
+            )
+            if rejection is not None:
+                handlers.reject_invalid(rejection, uow, self.deps)
+            uow.commit(now, message_id=message_id, task=task or "", outcome="dead_letter")
+        log.warning("dead_lettered", error=error, dead_letter_task=task)
+        return "dead_letter"
+
+    def sweep(self, batch: int = 500) -> SweepResult:
+        """Expire changes past their deadline and refund payments no order claimed."""
+        expired = refunded = 0
+        while True:
+            now = self.deps.now()
+            with self.uow_factory() as uow:
+                due = uow.repo.due_changes(now, batch)
+                unmatched = uow.repo.unmatched_payments(now - self.deps.payment_timeout, batch)
+            expired += sum(self._one(handlers.expire_change, *ids) for ids in due)
+            refunded += sum(self._one(handlers.refund_unmatched_payment, *ids) for ids in unmatched)
+            if len(due) < batch and len(unmatched) < batch:
+                break
+        if expired or refunded:
+            log.info("sweep", expired=expired, refunded=refunded)
+        return SweepResult(expired, refunded)
+
+    def _one(self, step: Callable[[str, str, UnitOfWork, Deps], bool], key: str, order: str) -> bool:
+        with self.uow_factory() as uow:
+            done = step(key, order, uow, self.deps)
+            uow.commit(self.deps.now())
+        return done

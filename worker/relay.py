@@ -1,0 +1,133 @@
+"""The outbox relay: publishes committed events to the stream, in order, at least once.
+
+It runs as one thread of `quota-worker run`. A worker that commits events
+publishes on the wake channel, so an event follows its cause within
+milliseconds; a slow poll is only the safety net for a lost wake-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from events.stream import StreamPublisher, wake_channel
+from worker import tables as t
+from worker.db import Database
+
+log = structlog.get_logger(__name__)
+
+# Only one relay publishes at a time, whatever the number of worker hosts:
+# two relays interleaving would reorder one Service Mail's events.
+RELAY_LOCK_KEY = 0x71756F7461  # "quota"
+SAFETY_POLL_SECONDS = 1.0
+
+
+class Relay:
+    def __init__(
+        self,
+        database: Database,
+        publisher: StreamPublisher,
+        batch: int = 500,
+        after_publish: Callable[[], None] | None = None,
+    ) -> None:
+        self.database = database
+        self.publisher = publisher
+        self.batch = batch
+        # Test seam: runs between XADD and marking the rows sent.
+        self.after_publish = after_publish or (lambda: None)
+        self.published = 0
+
+    def drain_once(self) -> int:
+        """Publish up to one batch; returns how many events went out."""
+        with self.database.engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql" and not conn.execute(
+                select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
+            ).scalar():
+                return 0
+            rows = conn.execute(
+                select(t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body)
+                .where(t.outbox.c.sent_at.is_(None))
+                .order_by(t.outbox.c.id)
+                .limit(self.batch)
+            ).all()
+            if not rows:
+                return 0
+            self.publisher.publish(
+                [{"type": r.type, "subject": r.subject, "event": r.body} for r in rows]
+            )
+            self.after_publish()
+            conn.execute(
+                update(t.outbox)
+                .where(t.outbox.c.id.in_([r.id for r in rows]))
+                .values(sent_at=datetime.now(UTC))
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    def drain(self) -> int:
+        total = 0
+        while (sent := self.drain_once()) > 0:
+            total += sent
+            if sent < self.batch:
+                break
+        return total
+
+    def run(self, stop: threading.Event, client: redis.Redis) -> None:
+        """Drain on every wake-up until `stop` is set, surviving outages."""
+        pubsub = None
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if pubsub is None:
+                    pubsub = client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(wake_channel(self.publisher.stream))
+                self.drain()
+                backoff = 0.5
+                message = pubsub.get_message(timeout=SAFETY_POLL_SECONDS)
+                while message is not None:  # coalesce a burst of wake-ups
+                    message = pubsub.get_message(timeout=0)
+            except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+                log.warning("relay_error", error=str(exc), retry_in=backoff)
+                if pubsub is not None:
+                    _close_quietly(pubsub)
+                    pubsub = None
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        if pubsub is not None:
+            _close_quietly(pubsub)
+        self._final_drain()
+
+    def _final_drain(self) -> None:
+        try:
+            self.drain()
+        except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+            log.warning("relay_final_drain_failed", error=str(exc))
+
+
+def _close_quietly(pubsub: redis.client.PubSub) -> None:
+    try:
+        pubsub.close()
+    except (redis.RedisError, OSError):
+        pass
+
+
+class Waker:
+    """Called after a commit that wrote events: tells the relay to drain now."""
+
+    def __init__(self, client: redis.Redis, stream: str) -> None:
+        self.client = client
+        self.channel = wake_channel(stream)
+
+    def __call__(self) -> None:
+        try:
+            self.client.publish(self.channel, b"")
+        except redis.RedisError as exc:
+            # The event is safe in the outbox; the relay's poll will find it.
+            log.warning("relay_wake_failed", error=str(exc))
+

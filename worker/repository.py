@@ -1,0 +1,307 @@
+"""Reads and writes of the aggregates, inside the unit of work's connection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
+from worker import tables as t
+
+
+class Repository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.is_postgres = conn.dialect.name == "postgresql"
+
+    # -- locks -----------------------------------------------------------
+    def lock_order(self, order_id: str) -> None:
+        """Serialize every message of one order (request, payments, cancel, expiry).
+
+        SQLite needs nothing more: BEGIN IMMEDIATE already holds the write lock.
+        """
+        if self.is_postgres:
+            self.conn.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended(order_id, 0)))
+            )
+
+    # -- service mails ---------------------------------------------------
+    def service_mail_for_update(self, service_mail_id: str) -> ServiceMail | None:
+        row = self.conn.execute(
+            select(t.service_mails).where(t.service_mails.c.id == service_mail_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            return None
+        in_use = self.conn.execute(
+            select(func.count()).where(t.addresses.c.service_mail_id == service_mail_id)
+        ).scalar_one()
+        return ServiceMail(
+            id=row.id,
+            account_id=row.account_id,
+            plan=row.plan,
+            address_limit=row.address_limit,
+            ksuite_id=row.ksuite_id,
+            version=row.version,
+            addresses_in_use=in_use,
+        )
+
+    def add_service_mail_if_absent(self, mail: ServiceMail, now: datetime) -> bool:
+        return self._insert_ignore(t.service_mails, {**_mail_row(mail), "updated_at": now})
+
+    def save_service_mail(self, mail: ServiceMail, now: datetime) -> None:
+        self.conn.execute(
+            update(t.service_mails)
+            .where(t.service_mails.c.id == mail.id)
+            .values(**_mail_row(mail), updated_at=now)
+        )
+
+    def add_address(self, service_mail_id: str, address: str, now: datetime) -> bool:
+        return self._insert_ignore(
+            t.addresses, {"service_mail_id": service_mail_id, "address": address, "created_at": now}
+        )
+
+    def delete_address(self, service_mail_id: str, address: str) -> bool:
+        result = self.conn.execute(
+            delete(t.addresses).where(
+                t.addresses.c.service_mail_id == service_mail_id, t.addresses.c.address == address
+            )
+        )
+        return result.rowcount > 0
+
+    # -- changes ---------------------------------------------------------
+    def change_by_request(self, request_id: str) -> QuotaChange | None:
+        return self._change(t.quota_changes.c.request_id == request_id)
+
+    def change_by_order(self, order_id: str) -> QuotaChange | None:
+        return self._change(t.quota_changes.c.order_id == order_id)
+
+    def has_awaiting_change(self, service_mail_id: str) -> bool:
+        return bool(
+            self.conn.execute(
+                select(
+                    exists().where(
+                        t.quota_changes.c.service_mail_id == service_mail_id,
+                        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+                    )
+                )
+            ).scalar()
+        )
+
+    def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        rows = self.conn.execute(
+            select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
+            .where(
+                t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+                t.quota_changes.c.expires_at <= now,
+            )
+            .order_by(t.quota_changes.c.expires_at)
+            .limit(limit)
+        )
+        return [(r.request_id, r.order_id) for r in rows]
+
+    def add_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
+        self.conn.execute(
+            insert(t.quota_changes).values(**_change_row(change), created_at=now, updated_at=now)
+        )
+        self._record_transitions(change, message_id)
+
+    def save_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
+        if not change.transitions:
+            return
+        self.conn.execute(
+            update(t.quota_changes)
+            .where(t.quota_changes.c.request_id == change.request_id)
+            .values(**_change_row(change), updated_at=now)
+        )
+        self._record_transitions(change, message_id)
+
+    def _record_transitions(self, change: QuotaChange, message_id: str | None) -> None:
+        if change.transitions:
+            self.conn.execute(
+                insert(t.transitions),
+                [
+                    {
+                        "request_id": change.request_id,
+                        "from_state": tr.from_state.value,
+                        "to_state": tr.to_state.value,
+                        "reason": tr.reason,
+                        "message_id": message_id,
+                        "at": tr.at,
+                    }
+                    for tr in change.transitions
+                ],
+            )
+            change.transitions.clear()
+
+    def _change(self, condition: Any) -> QuotaChange | None:
+        row = self.conn.execute(select(t.quota_changes).where(condition)).one_or_none()
+        if row is None:
+            return None
+        return QuotaChange(
+            request_id=row.request_id,
+            order_id=row.order_id,
+            account_id=row.account_id,
+            service_mail_id=row.service_mail_id,
+            expected_address_limit=row.expected_address_limit,
+            new_address_limit=row.new_address_limit,
+            amount_due=row.amount_due,
+            currency=row.currency,
+            requested_at=row.requested_at,
+            state=ChangeState(row.state),
+            reason=row.reason,
+            detail=row.detail,
+            expires_at=row.expires_at,
+            payment_id=row.payment_id,
+        )
+
+    # -- payments --------------------------------------------------------
+    def payment(self, payment_id: str) -> Payment | None:
+        row = self.conn.execute(
+            select(t.payments).where(t.payments.c.payment_id == payment_id)
+        ).one_or_none()
+        return None if row is None else _payment(row)
+
+    def pending_payments(self, order_id: str) -> list[Payment]:
+        rows = self.conn.execute(
+            select(t.payments)
+            .where(
+                t.payments.c.order_id == order_id,
+                t.payments.c.status == PaymentStatus.PENDING.value,
+            )
+            .order_by(t.payments.c.received_at, t.payments.c.payment_id)
+        )
+        return [_payment(r) for r in rows]
+
+    def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
+        rows = self.conn.execute(
+            select(t.payments.c.payment_id, t.payments.c.order_id)
+            .where(
+                t.payments.c.status == PaymentStatus.PENDING.value,
+                t.payments.c.received_at <= received_before,
+            )
+            .order_by(t.payments.c.received_at)
+            .limit(limit)
+        )
+        return [(r.payment_id, r.order_id) for r in rows]
+
+    def add_payment(self, payment: Payment) -> None:
+        self.conn.execute(insert(t.payments).values(**_payment_row(payment)))
+
+    def save_payment(self, payment: Payment) -> None:
+        self.conn.execute(
+            update(t.payments)
+            .where(t.payments.c.payment_id == payment.payment_id)
+            .values(status=payment.status.value, refund_reason=payment.refund_reason)
+        )
+
+    # -- early cancels ---------------------------------------------------
+    def early_cancel_reason(self, order_id: str) -> str | None:
+        return self.conn.execute(
+            select(t.early_cancels.c.reason).where(t.early_cancels.c.order_id == order_id)
+        ).scalar_one_or_none()
+
+    def add_early_cancel(self, order_id: str, reason: str, now: datetime) -> bool:
+        return self._insert_ignore(
+            t.early_cancels, {"order_id": order_id, "reason": reason, "received_at": now}
+        )
+
+    # -- idempotency -----------------------------------------------------
+    def is_processed(self, message_id: str) -> bool:
+        return bool(
+            self.conn.execute(
+                select(exists().where(t.processed_messages.c.message_id == message_id))
+            ).scalar()
+        )
+
+    def mark_processed(self, message_id: str, task: str, outcome: str, now: datetime) -> None:
+        self.conn.execute(
+            insert(t.processed_messages).values(
+                message_id=message_id, task=task, outcome=outcome, processed_at=now
+            )
+        )
+
+    def add_dead_letter(
+        self,
+        *,
+        message_id: str | None,
+        task: str | None,
+        body: str,
+        content_type: str | None,
+        error: str,
+        now: datetime,
+    ) -> None:
+        self.conn.execute(
+            insert(t.dead_letters).values(
+                message_id=message_id,
+                task=task,
+                body=body,
+                content_type=content_type,
+                error=error,
+                created_at=now,
+                status="stored",
+            )
+        )
+
+    def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
+        dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
+        result = self.conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+        return result.rowcount > 0
+
+
+def _mail_row(mail: ServiceMail) -> dict[str, Any]:
+    return {
+        "id": mail.id,
+        "account_id": mail.account_id,
+        "plan": mail.plan,
+        "address_limit": mail.address_limit,
+        "ksuite_id": mail.ksuite_id,
+        "version": mail.version,
+    }
+
+
+def _change_row(change: QuotaChange) -> dict[str, Any]:
+    return {
+        "request_id": change.request_id,
+        "order_id": change.order_id,
+        "account_id": change.account_id,
+        "service_mail_id": change.service_mail_id,
+        "expected_address_limit": change.expected_address_limit,
+        "new_address_limit": change.new_address_limit,
+        "amount_due": change.amount_due,
+        "currency": change.currency,
+        "requested_at": change.requested_at,
+        "state": change.state.value,
+        "reason": change.reason,
+        "detail": change.detail,
+        "expires_at": change.expires_at,
+        "payment_id": change.payment_id,
+    }
+
+
+def _payment_row(payment: Payment) -> dict[str, Any]:
+    return {
+        "payment_id": payment.payment_id,
+        "order_id": payment.order_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "paid_at": payment.paid_at,
+        "received_at": payment.received_at,
+        "status": payment.status.value,
+        "refund_reason": payment.refund_reason,
+    }
+
+
+def _payment(row: Any) -> Payment:
+    return Payment(
+        payment_id=row.payment_id,
+        order_id=row.order_id,
+        amount=row.amount,
+        currency=row.currency,
+        paid_at=row.paid_at,
+        received_at=row.received_at,
+        status=PaymentStatus(row.status),
+        refund_reason=row.refund_reason,
+    )

@@ -1,0 +1,205 @@
+"""The schema: SQLAlchemy Core tables, migrated by Alembic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+ID = String(64)
+
+service_mails = Table(
+    "service_mails",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("plan", ID, nullable=False),
+    Column("address_limit", Integer, nullable=False),
+    Column("ksuite_id", ID, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("service_mail_id", ID, primary_key=True),
+    Column("address", String(254), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+quota_changes = Table(
+    "quota_changes",
+    metadata,
+    Column("request_id", ID, primary_key=True),
+    Column("order_id", ID, nullable=False, unique=True),
+    Column("account_id", ID, nullable=False),
+    Column("service_mail_id", ID, nullable=False, index=True),
+    Column("expected_address_limit", Integer, nullable=False),
+    Column("new_address_limit", Integer, nullable=False),
+    Column("amount_due", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("reason", String(40), nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("payment_id", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # The sweep reads only awaiting changes, oldest deadline first.
+    Index(
+        "ix_quota_changes_awaiting_expiry",
+        "expires_at",
+        postgresql_where=text("state = 'awaiting_payment'"),
+        sqlite_where=text("state = 'awaiting_payment'"),
+    ),
+    # Backstop of the one-change-awaiting-payment rule, whatever the code does.
+    Index(
+        "uq_quota_changes_one_awaiting",
+        "service_mail_id",
+        unique=True,
+        postgresql_where=text("state = 'awaiting_payment'"),
+        sqlite_where=text("state = 'awaiting_payment'"),
+    ),
+)
+
+transitions = Table(
+    "change_transitions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "request_id", ID, ForeignKey("quota_changes.request_id"), nullable=False, index=True
+    ),
+    Column("from_state", String(20), nullable=False),
+    Column("to_state", String(20), nullable=False),
+    Column("reason", String(200), nullable=True),
+    Column("message_id", String(255), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", ID, primary_key=True),
+    Column("order_id", ID, nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("paid_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("refund_reason", String(40), nullable=True),
+    Index(
+        "ix_payments_pending",
+        "received_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+)
+
+# A cancel that came before its request: honoured when the request arrives.
+early_cancels = Table(
+    "early_cancels",
+    metadata,
+    Column("order_id", ID, primary_key=True),
+    Column("reason", String(200), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
+# One row per limit change: the audit behind every `version`.
+limit_history = Table(
+    "limit_history",
+    metadata,
+    Column("service_mail_id", ID, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("request_id", ID, nullable=False),
+    Column("previous_address_limit", Integer, nullable=False),
+    Column("address_limit", Integer, nullable=False),
+    Column("addresses_in_use", Integer, nullable=False),
+    Column("plan", ID, nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("subject", String(80), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index(
+        "ix_outbox_unsent",
+        "id",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
+    ),
+)
+
+processed_messages = Table(
+    "processed_messages",
+    metadata,
+    Column("message_id", String(255), primary_key=True),
+    Column("task", String(64), nullable=False),
+    Column("outcome", String(40), nullable=False),
+    Column("processed_at", UTCDateTime, nullable=False),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(255), nullable=True, index=True),
+    Column("task", String(255), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("content_type", String(255), nullable=True),
+    Column("error", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status", String(20), nullable=False, server_default="stored"),
+)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Queue
 
 from events.inbound import INBOUND, QUEUES
+from worker import logs
 from worker.settings import Settings
 
 # Redis redelivers a message not acknowledged within this many seconds. It
@@ -80,3 +81,9 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 app = create_app()
+
+
+@signals.setup_logging.connect
+def _logging(loglevel: object = None, **_: object) -> None:
+    # Connected, so Celery leaves logging to us: the same structlog set-up everywhere.
+    logs.configure(level=str(loglevel) if isinstance(loglevel, str) else None)

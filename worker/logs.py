@@ -51,5 +51,5 @@ def configure(level: str | None = None, json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kombu", "amqp", "celery.bootsteps"):
+    for noisy in ("kombu", "amqp", "celery.bootsteps", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

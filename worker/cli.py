@@ -1,0 +1,190 @@
+"""The `quota-worker` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import make_url
+
+from worker import logs
+
+log = structlog.get_logger("quota-worker")
+
+_layout_options: list[Callable[[Any], Any]] = [
+    click.option(
+        "--processes",
+        type=click.IntRange(1, 64),
+        default=lambda: int(os.environ.get("QUOTA_WORKER_PROCESSES", "1")),
+        show_default="QUOTA_WORKER_PROCESSES or 1",
+        help="Celery worker processes, each with its own broker consumer.",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 256),
+        default=lambda: int(os.environ.get("QUOTA_WORKER_CONCURRENCY", str(os.cpu_count() or 1))),
+        show_default="QUOTA_WORKER_CONCURRENCY or the number of CPUs",
+        help="Pool size of each worker process.",
+    ),
+    click.option(
+        "--pool",
+        type=click.Choice(["prefork", "solo", "threads"]),
+        default=lambda: os.environ.get("QUOTA_WORKER_POOL", "prefork"),
+        show_default="QUOTA_WORKER_POOL or prefork",
+        help="Celery execution pool.",
+    ),
+]
+
+
+def layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_layout_options):
+        func = option(func)
+    return func
+
+
+def load_settings() -> Any:
+    from worker.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException(
+            "the settings are not valid:\n" + "\n".join(lines)
+            + "\nFix the QUOTA_* environment variables named above."
+        ) from exc
+
+
+def safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """quota-worker: applies Service Mail address-limit changes from checkout messages.
+
+    Settings come from QUOTA_* environment variables (see the README).
+    """
+    logs.configure()
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema to the latest revision (Alembic)."""
+    from worker.migrate import upgrade
+
+    settings = load_settings()
+    url = settings.database()
+    click.echo(f"migrating {safe_url(url)} ...", err=True)
+    upgrade(url)
+    click.echo("schema is at the latest revision", err=True)
+
+
+def _check_ready(settings: Any) -> None:
+    from worker.migrate import current_head, current_revision
+
+    url = settings.database()
+    try:
+        revision = current_revision(url)
+    except Exception as exc:
+        raise click.ClickException(f"cannot reach the database {safe_url(url)}: {exc}") from exc
+    if revision != current_head():
+        raise click.ClickException(
+            f"the database {safe_url(url)} is at revision {revision or 'none'}, "
+            f"not {current_head()}: run `quota-worker db upgrade` first"
+        )
+    client = redis.Redis.from_url(settings.redis(), socket_timeout=5, socket_connect_timeout=5)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            return
+        except (redis.RedisError, OSError) as exc:
+            if time.monotonic() > deadline:
+                hint = (
+                    "start `quota-worker dev` for the embedded default, or set QUOTA_REDIS_URL"
+                    if settings.redis_url is None
+                    else "check QUOTA_REDIS_URL"
+                )
+                raise click.ClickException(f"cannot reach Redis for the event stream ({exc}): {hint}") from exc
+            time.sleep(1)
+
+
+def _run(processes: int, concurrency: int, pool: str) -> int:
+    from worker.bootstrap import build
+    from worker.runner import Layout, Runner
+
+    settings = load_settings()
+    _check_ready(settings)
+    level = os.environ.get("QUOTA_LOG_LEVEL", "INFO").upper()
+    runner = Runner(build(settings), Layout(processes, concurrency, pool, level))
+    return runner.run_until_signal()
+
+
+@main.command()
+@layout_options
+def run(processes: int, concurrency: int, pool: str) -> None:
+    """Run the worker: all queues, the expiry sweep and the event relay, until SIGTERM/SIGINT."""
+    sys.exit(_run(processes, concurrency, pool))
+
+
+@main.command()
+@layout_options
+def dev(processes: int, concurrency: int, pool: str) -> None:
+    """Run on the embedded default: own Redis and an SQLite file under QUOTA_DATA_DIR."""
+    from worker.embedded import EmbeddedRedis, EmbeddedRedisError
+    from worker.migrate import upgrade
+
+    settings = load_settings()
+    try:
+        embedded = EmbeddedRedis(settings.data_path).start()
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        os.environ.setdefault("QUOTA_BROKER_URL", embedded.broker_url)
+        os.environ.setdefault("QUOTA_REDIS_URL", embedded.redis_url)
+        settings = load_settings()
+        upgrade(settings.database())
+        click.echo(
+            f"embedded Redis: {embedded.broker_url}\n"
+            f"database:       {safe_url(settings.database())}\n"
+            f"event stream:   {settings.events_stream}\n"
+            "Ctrl-C stops the worker cleanly.",
+            err=True,
+        )
+        code = _run(processes, concurrency, pool)
+    finally:
+        embedded.stop()
+    sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo keeps its Redis and SQLite files (default: QUOTA_DATA_DIR/demo).",
+)
+@click.option("--keep", is_flag=True, help="Keep the demo's data from an earlier run.")
+def demo(data_dir: Path | None, keep: bool) -> None:
+    """Play a realistic day of orders through the real queues and worker, then show the outcome."""
+    from worker.demo import run_demo
+
+    settings = load_settings()
+    sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))

@@ -1,0 +1,139 @@
+"""`quota-worker run`: Celery worker processes, the event relay and the expiry sweep.
+
+The Celery workers are child processes in their own session, so a signal
+at the terminal reaches only this supervisor, which forwards one SIGTERM
+(Celery's warm shutdown: finish or return in-flight messages). The relay
+and the sweep are threads here, never in a forking process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from events.inbound import QUEUES
+from worker.bootstrap import Container
+from worker.relay import Relay
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 60  # above the task time limit plus the soft shutdown
+
+
+@dataclass(frozen=True)
+class Layout:
+    processes: int
+    concurrency: int
+    pool: str
+    loglevel: str = "INFO"
+
+
+class Runner:
+    def __init__(self, container: Container, layout: Layout) -> None:
+        self.container = container
+        self.layout = layout
+        self.stop_event = threading.Event()
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.threads: list[threading.Thread] = []
+        self.relay: Relay = container.relay()
+        self._stopped = False
+
+    def worker_command(self, index: int) -> list[str]:
+        host = socket.gethostname()
+        return [
+            sys.executable, "-m", "celery", "-A", "worker.app:app", "worker",
+            "--queues", ",".join(QUEUES),
+            "--pool", self.layout.pool,
+            "--concurrency", str(self.layout.concurrency),
+            "--hostname", f"quota{index}@{host}",
+            "--loglevel", self.layout.loglevel,
+            "--task-events",
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        log.info(
+            "starting",
+            processes=self.layout.processes,
+            pool=self.layout.pool,
+            concurrency=self.layout.concurrency,
+            stream=self.container.settings.events_stream,
+        )
+        for index in range(self.layout.processes):
+            self._spawn(index)
+        self._thread("relay", lambda: self.relay.run(self.stop_event, self.container.redis))
+        self._thread("sweep", self._sweep_loop)
+        self._thread("supervise", self._supervise)
+
+    def _thread(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self.threads.append(thread)
+
+    def _spawn(self, index: int) -> None:
+        self.children[index] = subprocess.Popen(
+            self.worker_command(index), start_new_session=True, env=os.environ.copy()
+        )
+        log.info("worker_process_started", index=index, pid=self.children[index].pid)
+
+    def _supervise(self) -> None:
+        """Restart a worker process that died on its own (OOM, kill -9)."""
+        while not self.stop_event.wait(1.0):
+            for index, child in list(self.children.items()):
+                code = child.poll()
+                if code is not None and not self.stop_event.is_set():
+                    log.error("worker_process_died", index=index, pid=child.pid, exit_code=code)
+                    self._spawn(index)
+
+    def _sweep_loop(self) -> None:
+        interval = self.container.settings.sweep_interval_seconds
+        while not self.stop_event.is_set():
+            try:
+                self.container.bus.sweep()
+            except Exception:  # an outage must not end the sweep; it runs again next interval
+                log.exception("sweep_failed")
+            self.stop_event.wait(interval)
+
+    def stop(self) -> None:
+        """Warm shutdown: workers finish or return their messages, then the relay drains."""
+        if self._stopped:
+            return
+        self._stopped = True
+        log.info("stopping", workers=len(self.children))
+        self.stop_event.set()
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker_process_killed_after_grace", pid=child.pid)
+                child.kill()
+                child.wait()
+        for thread in self.threads:
+            thread.join(timeout=30)
+        log.info("stopped", events_published=self.relay.published)
+
+    def run_until_signal(self) -> int:
+        received: list[int] = []
+
+        def _on_signal(signum: int, _frame: object) -> None:
+            received.append(signum)  # only a list append: safe inside a signal handler
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        self.start()
+        while not received:
+            time.sleep(0.2)
+        log.info("signal_received", signal=signal.Signals(received[0]).name)
+        self.stop()
+        return 0

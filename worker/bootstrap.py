@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +34,7 @@ class Container:
         return Relay(self.database, StreamPublisher(self.redis, self.settings.events_stream))
 
 
-def build(settings: Settings | None = None) -> Container:
+def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow) -> Container:
     settings = settings or Settings()
     database = Database(settings.database())
     client = redis_client(settings.redis())
@@ -41,7 +42,7 @@ def build(settings: Settings | None = None) -> Container:
     deps = Deps(
         plans=settings.plan_table,
         payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
-        now=utcnow,
+        now=now,
     )
     bus = MessageBus(lambda: UnitOfWork(database, settings.event_source, waker), deps)
     return Container(settings, database, client, bus)

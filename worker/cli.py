@@ -188,3 +188,7 @@ def demo(data_dir: Path | None, keep: bool) -> None:
 
     settings = load_settings()
     sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))
+
+
+if __name__ == "__main__":
+    main()

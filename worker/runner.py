@@ -21,7 +21,7 @@ import structlog
 
 from events.inbound import QUEUES
 from worker.bootstrap import Container
-from worker.relay import Relay
+from worker.relay import Relay, Waker
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +119,7 @@ class Runner:
                 log.error("worker_process_killed_after_grace", pid=child.pid)
                 child.kill()
                 child.wait()
+        Waker(self.container.redis, self.container.settings.events_stream)()  # relay: drain, exit
         for thread in self.threads:
             thread.join(timeout=30)
         log.info("stopped", events_published=self.relay.published)

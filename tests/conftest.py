@@ -1,0 +1,106 @@
+"""Real services for the integration and end-to-end tests.
+
+By default everything is embedded (a private redis-server, an SQLite file),
+so `make test` needs nothing installed. CI points the same tests at this
+machine's services with QUOTA_TEST_DATABASE_URL (a PostgreSQL server: a
+fresh database is created and dropped), QUOTA_TEST_REDIS_URL and
+QUOTA_TEST_BROKER_URL (Redis or RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+from tests.helpers import RUN, short_tmp
+from worker.embedded import EmbeddedRedis
+from worker.migrate import upgrade
+
+@dataclass(frozen=True)
+class Services:
+    database_url: str
+    redis_url: str
+    broker_url: str
+    stream: str
+    data_dir: Path
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    def worker_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("QUOTA_")}
+        env.update(
+            QUOTA_DATABASE_URL=self.database_url,
+            QUOTA_BROKER_URL=self.broker_url,
+            QUOTA_REDIS_URL=self.redis_url,
+            QUOTA_EVENTS_STREAM=self.stream,
+            QUOTA_DATA_DIR=str(self.data_dir),
+            QUOTA_LOG_FORMAT="json",
+        )
+        env.update(extra)
+        return env
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    path = short_tmp("qt-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_urls(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """(stream Redis URL, Redis broker URL)."""
+    configured = os.environ.get("QUOTA_TEST_REDIS_URL")
+    if configured:
+        yield configured, configured
+        return
+    embedded = EmbeddedRedis(data_dir / "redis").start()
+    try:
+        yield embedded.redis_url, embedded.broker_url
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(data_dir: Path) -> Iterator[str]:
+    configured = os.environ.get("QUOTA_TEST_DATABASE_URL")
+    if not configured:
+        url = f"sqlite:///{data_dir / 'quota.sqlite3'}"
+        upgrade(url)
+        yield url
+        return
+    admin = create_engine(configured, isolation_level="AUTOCOMMIT")
+    name = f"quota_test_{RUN}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(configured).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def services(
+    database_url: str, redis_urls: tuple[str, str], data_dir: Path
+) -> Services:
+    redis_url, redis_broker = redis_urls
+    broker = os.environ.get("QUOTA_TEST_BROKER_URL") or redis_broker
+    return Services(
+        database_url=database_url,
+        redis_url=redis_url,
+        broker_url=broker,
+        stream=f"quota.events.test.{RUN}",
+        data_dir=data_dir,
+    )

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import Services
+from worker.bootstrap import Container, build
+from worker.settings import Settings
+
+
+class Clock:
+    """The bus's notion of now, moved by hand."""
+
+    def __init__(self) -> None:
+        self.current = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return Settings(
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        broker_url=services.broker_url,
+        events_stream=services.stream,
+        payment_timeout_seconds=3600,
+        data_dir=services.data_dir,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: Clock) -> Iterator[Container]:
+    container = build(settings, now=clock)
+    yield container
+    container.database.dispose()

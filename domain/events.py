@@ -69,5 +69,10 @@ class RefundRequired:
 
 
 DomainEvent = (
-    ChangeAccepted | QuotaChanged | ChangeRejected | ChangeExpired | ChangeCancelled | RefundRequired
+    ChangeAccepted
+    | QuotaChanged
+    | ChangeRejected
+    | ChangeExpired
+    | ChangeCancelled
+    | RefundRequired
 )

@@ -216,9 +216,7 @@ class QuotaChange:
         """Check a new request; apply it, await its payment, or refuse it."""
         try:
             if service_mail is None:
-                raise errors.UnknownServiceMail(
-                    f"No Service Mail {self.service_mail_id} is known."
-                )
+                raise errors.UnknownServiceMail(f"No Service Mail {self.service_mail_id} is known.")
             service_mail.check_changeable_by(self.account_id)
             if other_change_awaiting:
                 raise errors.ChangeInProgress(
@@ -277,7 +275,10 @@ class QuotaChange:
                 self.account_id, self.expected_address_limit, self.new_address_limit, plans
             )
         except errors.Rejected as refusal:
-            return [self.reject(refusal, now), payment.refund("change_rejected", self.service_mail_id)]
+            return [
+                self.reject(refusal, now),
+                payment.refund("change_rejected", self.service_mail_id),
+            ]
         payment.use()
         self.payment_id = payment.payment_id
         return [self._apply(service_mail, plan, now)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 
@@ -19,7 +20,7 @@ class StreamPublisher:
         self.client = client
         self.stream = stream
 
-    def publish(self, entries: Sequence[dict[str, str]]) -> list[bytes]:
+    def publish(self, entries: Sequence[dict[Any, Any]]) -> list[bytes]:
         """XADD every entry in one round trip, in order."""
         pipe = self.client.pipeline(transaction=False)
         for fields in entries:

@@ -22,6 +22,7 @@ from tests.helpers import RUN, short_tmp
 from worker.embedded import EmbeddedRedis
 from worker.migrate import upgrade
 
+
 @dataclass(frozen=True)
 class Services:
     database_url: str
@@ -92,9 +93,7 @@ def database_url(data_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def services(
-    database_url: str, redis_urls: tuple[str, str], data_dir: Path
-) -> Services:
+def services(database_url: str, redis_urls: tuple[str, str], data_dir: Path) -> Services:
     redis_url, redis_broker = redis_urls
     broker = os.environ.get("QUOTA_TEST_BROKER_URL") or redis_broker
     return Services(

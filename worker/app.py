@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, signals
-from kombu import Queue
+from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
 from worker import logs
@@ -67,7 +67,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_consumer": "worker.consumer:QuotaConsumer",
-        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],  # type: ignore[no-untyped-call]
         "task_default_queue": QUEUES[0],
         "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
     }

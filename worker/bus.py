@@ -82,7 +82,9 @@ class MessageBus:
             log.info("sweep", expired=expired, refunded=refunded)
         return SweepResult(expired, refunded)
 
-    def _one(self, step: Callable[[str, str, UnitOfWork, Deps], bool], key: str, order: str) -> bool:
+    def _one(
+        self, step: Callable[[str, str, UnitOfWork, Deps], bool], key: str, order: str
+    ) -> bool:
         with self.uow_factory() as uow:
             done = step(key, order, uow, self.deps)
             uow.commit(self.deps.now())

@@ -56,9 +56,12 @@ def load_settings() -> Any:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
         raise click.ClickException(
-            "the settings are not valid:\n" + "\n".join(lines)
+            "the settings are not valid:\n"
+            + "\n".join(lines)
             + "\nFix the QUOTA_* environment variables named above."
         ) from exc
 
@@ -122,7 +125,9 @@ def _check_ready(settings: Any) -> None:
                     if settings.redis_url is None
                     else "check QUOTA_REDIS_URL"
                 )
-                raise click.ClickException(f"cannot reach Redis for the event stream ({exc}): {hint}") from exc
+                raise click.ClickException(
+                    f"cannot reach Redis for the event stream ({exc}): {hint}"
+                ) from exc
             time.sleep(1)
 
 

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 import structlog
 
 from domain import commands, errors
+from domain.events import ChangeRejected
 from domain.model import ChangeState, Payment, QuotaChange, ServiceMail
 from domain.plans import PlanTable
-from domain.events import ChangeRejected
 from worker.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -97,7 +97,9 @@ def provision(cmd: commands.ProvisionServiceMail, uow: UnitOfWork, deps: Deps) -
             f"plan {cmd.plan!r} is not in the plan table ({', '.join(deps.plans.names())})"
         )
     repo, now = uow.repo, deps.now()
-    fresh = ServiceMail(cmd.service_mail_id, cmd.account_id, cmd.plan, cmd.address_limit, cmd.ksuite_id)
+    fresh = ServiceMail(
+        cmd.service_mail_id, cmd.account_id, cmd.plan, cmd.address_limit, cmd.ksuite_id
+    )
     if repo.add_service_mail_if_absent(fresh, now):
         return "created"
     mail = repo.service_mail_for_update(cmd.service_mail_id)
@@ -191,4 +193,3 @@ def _outcome(change: QuotaChange) -> str:
     if change.state is ChangeState.REJECTED:
         return f"rejected:{change.reason}"
     return change.state.value
-

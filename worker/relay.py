@@ -7,6 +7,7 @@ milliseconds; a slow poll is only the safety net for a lost wake-up.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -46,9 +47,12 @@ class Relay:
     def drain_once(self) -> int:
         """Publish up to one batch; returns how many events went out."""
         with self.database.engine.connect() as conn, conn.begin():
-            if conn.dialect.name == "postgresql" and not conn.execute(
-                select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
-            ).scalar():
+            if (
+                conn.dialect.name == "postgresql"
+                and not conn.execute(
+                    select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
+                ).scalar()
+            ):
                 return 0
             rows = conn.execute(
                 select(t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body)
@@ -85,7 +89,7 @@ class Relay:
         while not stop.is_set():
             try:
                 if pubsub is None:
-                    pubsub = client.pubsub(ignore_subscribe_messages=True)
+                    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
                     pubsub.subscribe(wake_channel(self.publisher.stream))
                 self.drain()
                 backoff = 0.5
@@ -111,10 +115,8 @@ class Relay:
 
 
 def _close_quietly(pubsub: redis.client.PubSub) -> None:
-    try:
+    with contextlib.suppress(redis.RedisError, OSError):
         pubsub.close()
-    except (redis.RedisError, OSError):
-        pass
 
 
 class Waker:
@@ -130,4 +132,3 @@ class Waker:
         except redis.RedisError as exc:
             # The event is safe in the outbox; the relay's poll will find it.
             log.warning("relay_wake_failed", error=str(exc))
-

@@ -111,10 +111,10 @@ quota_changes = Table(
 transitions = Table(
     "change_transitions",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column(
-        "request_id", ID, ForeignKey("quota_changes.request_id"), nullable=False, index=True
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
+    Column("request_id", ID, ForeignKey("quota_changes.request_id"), nullable=False, index=True),
     Column("from_state", String(20), nullable=False),
     Column("to_state", String(20), nullable=False),
     Column("reason", String(200), nullable=True),
@@ -167,7 +167,9 @@ limit_history = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("event_id", String(36), nullable=False, unique=True),
     Column("type", String(64), nullable=False),
     Column("subject", String(80), nullable=False),
@@ -194,7 +196,9 @@ processed_messages = Table(
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("message_id", String(255), nullable=True, index=True),
     Column("task", String(255), nullable=True),
     Column("body", Text, nullable=False),

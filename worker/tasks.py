@@ -44,7 +44,9 @@ def handle_inbound(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     if args:
-        return _invalid(task, args, kwargs, "positional arguments are refused: send keyword arguments")
+        return _invalid(
+            task, args, kwargs, "positional arguments are refused: send keyword arguments"
+        )
     schema = INBOUND[task.name][1]
     try:
         message = schema.model_validate(kwargs)
@@ -64,7 +66,9 @@ def _retry_or_give_up(
     retries = task.request.retries or 0
     if retries < MAX_RETRIES:
         countdown = min(MAX_RETRY_COUNTDOWN, 0.5 * 2**retries) * random.uniform(0.8, 1.2)
-        log.warning("transient_error_retrying", error=str(exc), retries=retries, countdown=countdown)
+        log.warning(
+            "transient_error_retrying", error=str(exc), retries=retries, countdown=countdown
+        )
         raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES)
     try:
         return _dead_letter(task, args, kwargs, f"gave up after {retries} retries: {exc}")
@@ -126,7 +130,7 @@ def _register(name: str) -> Task:
         return handle_inbound(self, args, kwargs)
 
     run.__name__ = run.__qualname__ = name.replace(".", "_")
-    return app.task(  # type: ignore[no-any-return]
+    return app.task(
         name=name,
         bind=True,
         max_retries=MAX_RETRIES,

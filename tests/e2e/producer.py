@@ -38,7 +38,12 @@ class Producer:
         return task_id
 
     def provision(
-        self, mail: str, account: str, plan: str = "premium", limit: int = 10, ksuite_id: str | None = None
+        self,
+        mail: str,
+        account: str,
+        plan: str = "premium",
+        limit: int = 10,
+        ksuite_id: str | None = None,
     ) -> str:
         return self.send(
             "mail.service_provisioned",

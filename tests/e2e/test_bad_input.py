@@ -91,7 +91,9 @@ def test_a_pickle_message_is_never_executed_and_is_kept_as_a_dead_letter(
     customer_factory: Any, producer: Producer, events: EventReader, db: Engine, tmp_path: Path
 ) -> None:
     marker = tmp_path / "pwned"
-    message_id = producer.send("quota.request_change", serializer="pickle", payload=_Exploit(marker))
+    message_id = producer.send(
+        "quota.request_change", serializer="pickle", payload=_Exploit(marker)
+    )
     row = wait_until(lambda: _dead_letter(db, message_id), 30)
     assert row is not None
     assert row.content_type == "application/x-python-serialize"
@@ -104,6 +106,8 @@ def test_a_message_for_an_unknown_task_is_kept_as_a_dead_letter(
     producer: Producer, db: Engine
 ) -> None:
     task_id = new_id("msg")
-    producer.app.send_task("quota.drop_database", kwargs={"now": True}, queue="quota.orders", task_id=task_id)
+    producer.app.send_task(
+        "quota.drop_database", kwargs={"now": True}, queue="quota.orders", task_id=task_id
+    )
     row = wait_until(lambda: _dead_letter(db, task_id), 30)
     assert row is not None and "unknown task" in row.error

@@ -167,7 +167,12 @@ def test_an_unknown_service_mail_is_refused(producer: Producer, events: EventRea
     ids=["no-change", "stale", "starter-to-3", "premium-to-4", "over-max", "ksuite"],
 )
 def test_a_request_breaking_a_rule_is_refused_with_its_reason(
-    customer_factory: Any, events: EventReader, setup: dict[str, Any], expected: int, new: int, reason: str
+    customer_factory: Any,
+    events: EventReader,
+    setup: dict[str, Any],
+    expected: int,
+    new: int,
+    reason: str,
 ) -> None:
     customer = customer_factory(**setup)
     assert _rejected_for(events, customer.order(expected=expected, new=new))["reason"] == reason
@@ -220,7 +225,12 @@ def test_the_same_message_delivered_twice_has_one_effect(
     task_id = new_id("msg")
     for _ in range(2):
         producer.request(
-            **ids, account=customer.account, mail=customer.mail, expected=10, new=20, task_id=task_id
+            **ids,
+            account=customer.account,
+            mail=customer.mail,
+            expected=10,
+            new=20,
+            task_id=task_id,
         )
     assert wait_until(lambda: len(worker.outcome_of(task_id)) == 2, 30), worker.tail()
     assert sorted(worker.outcome_of(task_id)) == ["awaiting_payment", "duplicate_delivery"]
@@ -237,5 +247,8 @@ def test_the_same_request_resent_as_a_new_message_is_a_no_op(
         for _ in range(2)
     ]
     assert wait_until(lambda: all(worker.outcome_of(m) for m in sent), 30), worker.tail()
-    assert sorted(o for m in sent for o in worker.outcome_of(m)) == ["awaiting_payment", "duplicate"]
+    assert sorted(o for m in sent for o in worker.outcome_of(m)) == [
+        "awaiting_payment",
+        "duplicate",
+    ]
     assert len(events.of_type(ACCEPTED, order_id=ids["order_id"])) == 1

@@ -23,13 +23,20 @@ def test_concurrent_requests_for_one_service_mail_leave_exactly_one_awaiting(sho
     orders = [shop.request(mail, account, expected=10, new=20 + n) for n in range(THREADS)]
     with ThreadPoolExecutor(THREADS) as pool:
         outcomes = list(pool.map(shop.send, orders))
-    assert sorted(outcomes) == ["awaiting_payment"] + ["rejected:change_in_progress"] * (THREADS - 1)
+    assert sorted(outcomes) == ["awaiting_payment"] + ["rejected:change_in_progress"] * (
+        THREADS - 1
+    )
 
 
 def test_a_payment_racing_its_request_is_used_exactly_once(shop: Shop) -> None:
     mail, account = shop.provision(limit=10)
     for _ in range(5):
-        order = shop.request(mail, account, expected=shop.mail(mail).address_limit, new=shop.mail(mail).address_limit + 1)
+        order = shop.request(
+            mail,
+            account,
+            expected=shop.mail(mail).address_limit,
+            new=shop.mail(mail).address_limit + 1,
+        )
         payment = shop.payment(order.order_id)
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(shop.send, [order, payment]))

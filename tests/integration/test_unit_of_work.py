@@ -210,7 +210,11 @@ def test_an_invalid_request_is_dead_lettered_with_its_rejection(shop: Shop, app:
     rejection = commands.RejectInvalidMessage("req-bad", "ord-bad", "sm-bad", "new_address_limit")
     message_id = "bad-" + shop.provision()[0]
     app.bus.dead_letter(
-        message_id=message_id, task="quota.request_change", body="{}", error="x", rejection=rejection
+        message_id=message_id,
+        task="quota.request_change",
+        body="{}",
+        error="x",
+        rejection=rejection,
     )
     assert len(shop.dead_letters(message_id)) == 1
     assert shop.types(order_id="ord-bad")[-1] == REJECTED

@@ -1,0 +1,47 @@
+# Each target bootstraps its own virtualenv (.venv) on first use: Python 3.11+ is all it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PYTEST := $(BIN)/pytest -p no:cacheprovider
+
+.PHONY: help venv demo dev run test test-unit test-services lint format clean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "quota-worker needs Python 3.11 or newer (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)  ## create .venv and install the project with its dev tools
+
+demo: $(STAMP)  ## play a realistic day of orders through the real worker (embedded Redis + SQLite)
+	$(BIN)/quota-worker demo
+
+dev: $(STAMP)  ## run the worker on the embedded default until Ctrl-C
+	$(BIN)/quota-worker dev
+
+test: $(STAMP)  ## the whole suite: unit, integration and end-to-end, on the embedded default
+	$(PYTEST) tests
+
+test-unit: $(STAMP)  ## only the pure unit tests (no I/O)
+	$(PYTEST) tests/unit
+
+test-services: $(STAMP)  ## integration + end-to-end tests, against QUOTA_TEST_* services if set
+	$(PYTEST) tests/integration tests/e2e
+
+lint: $(STAMP)  ## ruff, ruff format --check, mypy (strict)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## remove the virtualenv and the embedded default's data
+	rm -rf $(VENV) var

@@ -1,0 +1,89 @@
+"""The `quota-worker` command as an operator meets it: help, clear refusals, clean stops."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Services
+from tests.e2e.conftest import start_worker, stop_worker
+from tests.helpers import short_tmp
+from worker.embedded import EmbeddedRedis
+
+pytestmark = pytest.mark.e2e
+
+
+def quota_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        env=env or {k: v for k, v in os.environ.items() if not k.startswith("QUOTA_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["run"], ["dev"], ["demo"]])
+def test_every_command_explains_itself_with_help(command: list[str]) -> None:
+    result = quota_worker(*command, "--help")
+    assert result.returncode == 0
+    assert "Usage: " in result.stdout
+
+
+def test_a_bad_plan_table_stops_the_worker_at_start_with_a_clear_error() -> None:
+    env = {**os.environ, "QUOTA_PLANS": '{"premium": {"min": 50, "max": 5}}'}
+    result = quota_worker("run", env=env)
+    assert result.returncode != 0
+    assert "QUOTA_PLANS" in result.stderr and "min 50 is above max 5" in result.stderr
+
+
+def test_run_on_an_unmigrated_database_says_to_run_db_upgrade(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "QUOTA_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+        "QUOTA_DATA_DIR": str(tmp_path),
+    }
+    result = quota_worker("run", env=env)
+    assert result.returncode != 0
+    assert "quota-worker db upgrade" in result.stderr
+
+
+def test_db_upgrade_creates_the_schema_and_can_run_again(tmp_path: Path) -> None:
+    env = {**os.environ, "QUOTA_DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}"}
+    assert quota_worker("db", "upgrade", env=env).returncode == 0
+    again = quota_worker("db", "upgrade", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "latest revision" in again.stderr
+
+
+def test_a_database_password_never_appears_in_the_output() -> None:
+    env = {
+        **os.environ,
+        "QUOTA_DATABASE_URL": "postgresql+psycopg://quota:s3cret-pw@127.0.0.1:1/quota",
+    }
+    result = quota_worker("run", env=env)
+    assert result.returncode != 0
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "***" in result.stderr
+
+
+def test_sigterm_stops_a_running_worker_cleanly(services: Services) -> None:
+    # A worker of its own, on the same services: the session worker keeps running.
+    worker = start_worker(services, "sigterm-worker.log")
+    assert stop_worker(worker) == 0
+    log = worker.log_path.read_text()
+    assert "Warm shutdown" in log and '"event": "stopped"' in log
+
+
+def test_dev_refuses_a_data_dir_whose_embedded_redis_is_already_running() -> None:
+    data_dir = short_tmp("qdev-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUOTA_")}
+    env["QUOTA_DATA_DIR"] = str(data_dir)
+    with EmbeddedRedis(data_dir):
+        result = quota_worker("dev", env=env)
+    assert result.returncode != 0
+    assert "already runs" in result.stderr

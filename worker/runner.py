@@ -53,7 +53,9 @@ class Runner:
             "--queues", ",".join(QUEUES),
             "--pool", self.layout.pool,
             "--concurrency", str(self.layout.concurrency),
-            "--hostname", f"quota{index}@{host}",
+            # Unique per supervisor: two `run`s on one host must not share a
+            # node name (RabbitMQ refuses the second one's control queue).
+            "--hostname", f"quota{index}-{os.getpid()}@{host}",
             "--loglevel", self.layout.loglevel,
             "--task-events",
         ]  # fmt: skip

@@ -290,11 +290,13 @@ class QuotaChange:
         self._move(ChangeState.CANCELLED, reason, now)
         return [ChangeCancelled(self.request_id, self.order_id, self.service_mail_id, reason)]
 
-    def expire(self, now: datetime) -> list[DomainEvent]:
-        """Expire a change whose payment did not come in time."""
-        if self.state is not ChangeState.AWAITING_PAYMENT or not self.is_due(now):
+    def expire(self, now: datetime, *, operator_reason: str | None = None) -> list[DomainEvent]:
+        """Expire a change whose payment did not come in time (or an operator ends it now)."""
+        if self.state is not ChangeState.AWAITING_PAYMENT:
             return []
-        self._move(ChangeState.EXPIRED, None, now)
+        if operator_reason is None and not self.is_due(now):
+            return []
+        self._move(ChangeState.EXPIRED, operator_reason, now)
         return [ChangeExpired(self.request_id, self.order_id, self.service_mail_id)]
 
     def is_due(self, now: datetime) -> bool:

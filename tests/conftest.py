@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +71,17 @@ def redis_urls(data_dir: Path) -> Iterator[tuple[str, str]]:
         embedded.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(data_dir: Path) -> Iterator[str]:
+@contextmanager
+def migrated_database(data_dir: Path, suite: str) -> Iterator[str]:
+    """A fresh, migrated database for one suite: an SQLite file, or a new PostgreSQL database."""
     configured = os.environ.get("QUOTA_TEST_DATABASE_URL")
     if not configured:
-        url = f"sqlite:///{data_dir / 'quota.sqlite3'}"
+        url = f"sqlite:///{data_dir / f'{suite}.sqlite3'}"
         upgrade(url)
         yield url
         return
     admin = create_engine(configured, isolation_level="AUTOCOMMIT")
-    name = f"quota_test_{RUN}"
+    name = f"quota_test_{RUN}_{suite}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(configured).set(database=name).render_as_string(hide_password=False)
@@ -92,14 +94,28 @@ def database_url(data_dir: Path) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session")
-def services(database_url: str, redis_urls: tuple[str, str], data_dir: Path) -> Services:
+def make_services(
+    database_url: str, redis_urls: tuple[str, str], data_dir: Path, suite: str
+) -> Services:
     redis_url, redis_broker = redis_urls
     broker = os.environ.get("QUOTA_TEST_BROKER_URL") or redis_broker
     return Services(
         database_url=database_url,
         redis_url=redis_url,
         broker_url=broker,
-        stream=f"quota.events.test.{RUN}",
+        stream=f"quota.events.test.{RUN}.{suite}",
         data_dir=data_dir,
     )
+
+
+# The integration suite's own database and stream: the end-to-end worker's
+# relay must never publish (or race for) the integration tests' outbox.
+@pytest.fixture(scope="session")
+def database_url(data_dir: Path) -> Iterator[str]:
+    with migrated_database(data_dir, "integration") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def services(database_url: str, redis_urls: tuple[str, str], data_dir: Path) -> Services:
+    return make_services(database_url, redis_urls, data_dir, "integration")

@@ -33,7 +33,13 @@ class MessageBus:
             if message_id is not None and uow.repo.is_processed(message_id):
                 return "duplicate_delivery"
             outcome = handler(cmd, uow, self.deps)
-            uow.commit(self.deps.now(), message_id=message_id, task=task, outcome=outcome)
+            uow.commit(
+                self.deps.now(),
+                message_id=message_id,
+                task=task,
+                outcome=outcome,
+                order_id=getattr(cmd, "order_id", None),
+            )
         return outcome
 
     def dead_letter(
@@ -62,9 +68,34 @@ class MessageBus:
             )
             if rejection is not None:
                 handlers.reject_invalid(rejection, uow, self.deps)
-            uow.commit(now, message_id=message_id, task=task or "", outcome="dead_letter")
+            uow.commit(
+                now,
+                message_id=message_id,
+                task=task or "",
+                outcome="dead_letter",
+                order_id=rejection.order_id if rejection else None,
+            )
         log.warning("dead_lettered", error=error, dead_letter_task=task)
         return "dead_letter"
+
+    def as_operator(
+        self,
+        actor: str,
+        cmd: commands.CancelQuotaChange | None = None,
+        *,
+        expire: tuple[str, str, str] | None = None,
+    ) -> bool:
+        """An operator's cancel or expiry: the automatic path's events, recorded as `actor`."""
+        with self.uow_factory() as uow:
+            uow.message_id = actor
+            if cmd is not None:
+                done = handlers.cancel_change(cmd, uow, self.deps) == "cancelled"
+            else:
+                assert expire is not None
+                request_id, order_id, reason = expire
+                done = handlers.expire_change(request_id, order_id, uow, self.deps, reason)
+            uow.commit(self.deps.now())
+        return done
 
     def sweep(self, batch: int = 500) -> SweepResult:
         """Expire changes past their deadline and refund payments no order claimed."""

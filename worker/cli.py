@@ -99,7 +99,8 @@ def db_upgrade() -> None:
     click.echo("schema is at the latest revision", err=True)
 
 
-def _check_ready(settings: Any) -> None:
+def check_dependencies(settings: Any, wait_seconds: float = 30) -> None:
+    """The schema is migrated and the stream's Redis answers; else a ClickException saying why."""
     from worker.migrate import current_head, current_revision
 
     url = settings.database()
@@ -113,7 +114,7 @@ def _check_ready(settings: Any) -> None:
             f"not {current_head()}: run `quota-worker db upgrade` first"
         )
     client = redis.Redis.from_url(settings.redis(), socket_timeout=5, socket_connect_timeout=5)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait_seconds
     while True:
         try:
             client.ping()
@@ -136,7 +137,7 @@ def _run(processes: int, concurrency: int, pool: str) -> int:
     from worker.runner import Layout, Runner
 
     settings = load_settings()
-    _check_ready(settings)
+    check_dependencies(settings)
     level = os.environ.get("QUOTA_LOG_LEVEL", "INFO").upper()
     runner = Runner(build(settings), Layout(processes, concurrency, pool, level))
     return runner.run_until_signal()
@@ -194,6 +195,15 @@ def demo(data_dir: Path | None, keep: bool) -> None:
     settings = load_settings()
     sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))
 
+
+def _register_operator_commands() -> None:
+    from worker.cli_ops import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_operator_commands()
 
 if __name__ == "__main__":
     main()

@@ -138,13 +138,19 @@ def reject_invalid(cmd: commands.RejectInvalidMessage, uow: UnitOfWork, deps: De
     return "rejected:invalid_message"
 
 
-def expire_change(request_id: str, order_id: str, uow: UnitOfWork, deps: Deps) -> bool:
+def expire_change(
+    request_id: str,
+    order_id: str,
+    uow: UnitOfWork,
+    deps: Deps,
+    operator_reason: str | None = None,
+) -> bool:
     repo, now = uow.repo, deps.now()
     repo.lock_order(order_id)
     change = repo.change_by_request(request_id)
     if change is None:
         return False
-    events = change.expire(now)
+    events = change.expire(now, operator_reason=operator_reason)
     repo.save_change(change, now, None)
     uow.emit(events)
     return bool(events)

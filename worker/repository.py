@@ -216,10 +216,16 @@ class Repository:
             ).scalar()
         )
 
-    def mark_processed(self, message_id: str, task: str, outcome: str, now: datetime) -> None:
+    def mark_processed(
+        self, message_id: str, task: str, outcome: str, order_id: str | None, now: datetime
+    ) -> None:
         self.conn.execute(
             insert(t.processed_messages).values(
-                message_id=message_id, task=task, outcome=outcome, processed_at=now
+                message_id=message_id,
+                task=task,
+                outcome=outcome[:40],
+                order_id=order_id,
+                processed_at=now,
             )
         )
 

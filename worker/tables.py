@@ -174,6 +174,7 @@ outbox = Table(
     Column("type", String(64), nullable=False),
     Column("subject", String(80), nullable=False),
     Column("body", Text, nullable=False),
+    Column("order_id", ID, nullable=True, index=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
     Index(
@@ -190,6 +191,8 @@ processed_messages = Table(
     Column("message_id", String(255), primary_key=True),
     Column("task", String(64), nullable=False),
     Column("outcome", String(40), nullable=False),
+    # The order the message concerned: a change's audit trail lists its messages.
+    Column("order_id", ID, nullable=True, index=True),
     Column("processed_at", UTCDateTime, nullable=False),
 )
 
@@ -206,4 +209,8 @@ dead_letters = Table(
     Column("error", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("status", String(20), nullable=False, server_default="stored"),
+    # What an operator did with it: replayed (as which message) or discarded (why).
+    Column("resolution", Text, nullable=True),
+    Column("replayed_as", String(255), nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
 )

@@ -60,13 +60,19 @@ class UnitOfWork:
         return list(self._events)
 
     def commit(
-        self, now: datetime, *, message_id: str | None = None, task: str = "", outcome: str = ""
+        self,
+        now: datetime,
+        *,
+        message_id: str | None = None,
+        task: str = "",
+        outcome: str = "",
+        order_id: str | None = None,
     ) -> None:
         assert self._conn is not None and self._tx is not None
         if self._events:
             self._write_outbox(self._conn, now)
         if message_id is not None:
-            self.repo.mark_processed(message_id, task, outcome, now)
+            self.repo.mark_processed(message_id, task, outcome, order_id, now)
         self._tx.commit()
         self._published = bool(self._events)
 
@@ -80,6 +86,7 @@ class UnitOfWork:
                     "type": out.type,
                     "subject": out.subject,
                     "body": out.body,
+                    "order_id": event.order_id,
                     "created_at": now,
                 }
             )

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from tests.conftest import Services
+from tests.conftest import Services, make_services, migrated_database
 from tests.e2e.producer import Producer
 from tests.helpers import EventReader, new_id, wait_until
 
@@ -77,6 +77,13 @@ def stop_worker(worker: WorkerProcess) -> int:
     except subprocess.TimeoutExpired:
         worker.process.kill()
         raise
+
+
+@pytest.fixture(scope="session")
+def services(redis_urls: tuple[str, str], data_dir: Path) -> Iterator[Services]:
+    """The end-to-end suite's own database and stream (see tests/conftest.py)."""
+    with migrated_database(data_dir, "e2e") as url:
+        yield make_services(url, redis_urls, data_dir, "e2e")
 
 
 @pytest.fixture(scope="session")

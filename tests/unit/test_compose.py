@@ -1,0 +1,130 @@
+"""docker-compose.yml and the Dockerfile, checked against the code (no Docker engine here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from worker import cli, runner
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _interpolate(value: str) -> str:
+    """Compose's ${VAR:-default}, with every variable unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def _env(service: str) -> dict[str, str]:
+    return {
+        k: _interpolate(str(v)) for k, v in (SERVICES[service].get("environment") or {}).items()
+    }
+
+
+def _resolves(args: list[str]) -> bool:
+    """True if `quota-worker ARGS` names a real command of the CLI."""
+    command: click.Command = cli.main
+    for word in args:
+        if word.startswith("-"):
+            break
+        if not isinstance(command, click.Group) or word not in command.commands:
+            return False
+        command = command.commands[word]
+    return not isinstance(command, click.Group)
+
+
+def _code_reads(variable: str) -> bool:
+    return any(variable in path.read_text() for path in (ROOT / "worker").glob("*.py"))
+
+
+@pytest.mark.parametrize("service", ["migrate", "worker"])
+def test_every_quota_variable_in_the_compose_file_is_read_by_the_code(service: str) -> None:
+    fields = {f"QUOTA_{name.upper()}" for name in Settings.model_fields}
+    unknown = [v for v in _env(service) if v not in fields and not _code_reads(v)]
+    assert unknown == []
+
+
+@pytest.mark.parametrize("service", ["migrate", "worker"])
+def test_the_compose_environment_is_a_valid_settings(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _env(service).items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.database().startswith("postgresql+psycopg://")
+    assert settings.broker() == settings.redis()
+
+
+def test_the_database_driver_of_the_compose_file_is_installed() -> None:
+    import psycopg
+
+    assert psycopg.__version__
+
+
+@pytest.mark.parametrize("service", ["migrate", "worker"])
+def test_the_services_run_real_commands_of_the_cli(service: str) -> None:
+    assert _resolves(SERVICES[service]["command"])
+
+
+def test_the_worker_healthcheck_is_a_real_command_of_the_cli() -> None:
+    test = SERVICES["worker"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "quota-worker"] and _resolves(test[2:])
+
+
+def test_redis_keeps_its_queues_across_a_restart_and_never_evicts() -> None:
+    command = SERVICES["redis"]["command"]
+    pairs = dict(zip(command[1::2], command[2::2], strict=False))
+    assert pairs["--appendonly"] == "yes"
+    assert pairs["--save"] == ""
+    assert pairs["--maxmemory-policy"] == "noeviction"
+
+
+def test_the_worker_starts_after_migration_on_healthy_services() -> None:
+    depends = SERVICES["worker"]["depends_on"]
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert depends["redis"]["condition"] == depends["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_worker_is_given_longer_to_stop_than_its_warm_shutdown_takes() -> None:
+    grace = SERVICES["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > runner.SHUTDOWN_GRACE_SECONDS
+
+
+def test_flower_watches_the_broker_the_worker_uses() -> None:
+    command = " ".join(SERVICES["flower"]["command"])
+    assert f"--broker={_env('worker')['QUOTA_BROKER_URL']}" in command
+
+
+def test_the_image_runs_the_console_script_of_the_package() -> None:
+    entrypoint = re.search(r"^ENTRYPOINT (.+)$", DOCKERFILE, re.MULTILINE)
+    assert entrypoint is not None
+    assert json.loads(entrypoint.group(1)) == list(PYPROJECT["project"]["scripts"])
+
+
+def test_the_image_copies_every_package_it_installs() -> None:
+    packages = [
+        p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    ]
+    for package in packages:
+        assert re.search(rf"^COPY {package} ", DOCKERFILE, re.MULTILINE), package
+
+
+def test_postgres_is_created_with_the_credentials_the_worker_uses() -> None:
+    env = {k: _interpolate(str(v)) for k, v in SERVICES["postgres"]["environment"].items()}
+    url = _env("worker")["QUOTA_DATABASE_URL"]
+    assert (
+        f"{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['POSTGRES_DB']}"
+        in url
+    )

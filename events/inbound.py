@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -41,7 +41,8 @@ Timestamp = Annotated[datetime, BeforeValidator(_aware_iso8601)]
 class Message(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    schema_version: Literal[1]
+    # An int equal to 1, not True nor 1.0 (which a Literal[1] would let through).
+    schema_version: Annotated[int, Field(ge=1, le=1)]
 
 
 class RequestChange(Message):

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from domain.events import DomainEvent
 from events.stream import StreamPublisher, redis_client
 from worker.bus import MessageBus
 from worker.db import Database
 from worker.handlers import Deps
+from worker.metrics import count_committed
 from worker.relay import Relay, Waker
 from worker.settings import Settings
 from worker.uow import UnitOfWork
@@ -39,12 +41,17 @@ def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow
     database = Database(settings.database())
     client = redis_client(settings.redis())
     waker = Waker(client, settings.events_stream)
+
+    def after_commit(events: list[DomainEvent]) -> None:
+        count_committed(events)
+        waker()
+
     deps = Deps(
         plans=settings.plan_table,
         payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
         now=now,
     )
-    bus = MessageBus(lambda: UnitOfWork(database, settings.event_source, waker), deps)
+    bus = MessageBus(lambda: UnitOfWork(database, settings.event_source, after_commit), deps)
     return Container(settings, database, client, bus)
 
 

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+
+# prometheus-client chooses where counters live when it is first imported:
+# with a metrics port, the supervisor and the worker processes it starts
+# must share one directory, so it is set before anything imports it.
+if os.environ.get("QUOTA_METRICS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="quota-metrics-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
 import sys
 import time
 from collections.abc import Callable

@@ -14,8 +14,9 @@ import structlog
 
 from domain import commands, errors
 from domain.events import ChangeRejected
-from domain.model import ChangeState, Payment, QuotaChange, ServiceMail
+from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from domain.plans import PlanTable
+from worker.metrics import PAYMENT_TO_APPLIED
 from worker.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,7 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
     for payment in repo.pending_payments(cmd.order_id):
         events += change.pay(payment, mail, deps.plans, now)
         repo.save_payment(payment)
+        _observe_payment(payment, now)
     repo.add_change(change, now, uow.message_id)
     _save_mail(uow, mail, now)
     uow.emit(events)
@@ -73,6 +75,7 @@ def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -
         mail = repo.service_mail_for_update(change.service_mail_id)
     uow.emit(change.pay(payment, mail, deps.plans, now))
     repo.save_payment(payment)
+    _observe_payment(payment, now)
     repo.save_change(change, now, uow.message_id)
     _save_mail(uow, mail, now)
     return _outcome(change) if payment.refund_reason is None else f"refund:{payment.refund_reason}"
@@ -188,6 +191,11 @@ def _conflict(existing: QuotaChange, incoming: QuotaChange) -> errors.Idempotenc
     return errors.IdempotencyConflict(
         f"Order {incoming.order_id} already holds change request {existing.request_id}."
     )
+
+
+def _observe_payment(payment: Payment, now: datetime) -> None:
+    if payment.status is PaymentStatus.USED:
+        PAYMENT_TO_APPLIED.observe(max(0.0, (now - payment.paid_at).total_seconds()))
 
 
 def _save_mail(uow: UnitOfWork, mail: ServiceMail | None, now: datetime) -> None:

@@ -80,14 +80,16 @@ def _age(now: datetime, since: datetime | None) -> float | None:
     return None if since is None else max(0.0, (now - since).total_seconds())
 
 
-def snapshot(container: Container, app: Celery, thresholds: Thresholds) -> Status:
+def snapshot(
+    container: Container, app: Celery, thresholds: Thresholds, *, ask_workers: bool = True
+) -> Status:
     now = utcnow()
     depths, unacked = queue_depths(app)
     with container.database.engine.connect() as conn:
         status = Status(
             queues=depths,
             unacked=unacked,
-            workers=workers(app),
+            workers=workers(app) if ask_workers else {},
             changes=_changes_by_state(conn),
             oldest_awaiting_seconds=_age(now, _oldest_awaiting(conn)),
             outbox_backlog=conn.execute(

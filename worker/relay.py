@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from events.stream import StreamPublisher, wake_channel
 from worker import tables as t
 from worker.db import Database
+from worker.metrics import COMMIT_TO_EVENT, EVENTS_PUBLISHED, RELAY_ERRORS
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,13 @@ class Relay:
             ):
                 return 0
             rows = conn.execute(
-                select(t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body)
+                select(
+                    t.outbox.c.id,
+                    t.outbox.c.type,
+                    t.outbox.c.subject,
+                    t.outbox.c.body,
+                    t.outbox.c.created_at,
+                )
                 .where(t.outbox.c.sent_at.is_(None))
                 .order_by(t.outbox.c.id)
                 .limit(self.batch)
@@ -66,12 +73,16 @@ class Relay:
                 [{"type": r.type, "subject": r.subject, "event": r.body} for r in rows]
             )
             self.after_publish()
+            sent_at = datetime.now(UTC)
             conn.execute(
                 update(t.outbox)
                 .where(t.outbox.c.id.in_([r.id for r in rows]))
-                .values(sent_at=datetime.now(UTC))
+                .values(sent_at=sent_at)
             )
         self.published += len(rows)
+        EVENTS_PUBLISHED.inc(len(rows))
+        for row in rows:
+            COMMIT_TO_EVENT.observe(max(0.0, (sent_at - row.created_at).total_seconds()))
         return len(rows)
 
     def drain(self) -> int:
@@ -97,6 +108,7 @@ class Relay:
                 while message is not None:  # coalesce a burst of wake-ups
                     message = pubsub.get_message(timeout=0)
             except (redis.RedisError, SQLAlchemyError, OSError) as exc:
+                RELAY_ERRORS.inc()
                 log.warning("relay_error", error=str(exc), retry_in=backoff)
                 if pubsub is not None:
                     _close_quietly(pubsub)
@@ -126,7 +138,7 @@ class Waker:
         self.client = client
         self.channel = wake_channel(stream)
 
-    def __call__(self) -> None:
+    def __call__(self, _events: object = None) -> None:
         try:
             self.client.publish(self.channel, b"")
         except redis.RedisError as exc:

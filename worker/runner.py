@@ -20,7 +20,10 @@ from dataclasses import dataclass
 import structlog
 
 from events.inbound import QUEUES
+from worker import metrics
+from worker.app import create_app
 from worker.bootstrap import Container
+from worker.ops import Thresholds, snapshot
 from worker.relay import Relay, Waker
 
 log = structlog.get_logger(__name__)
@@ -45,6 +48,7 @@ class Runner:
         self.threads: list[threading.Thread] = []
         self.relay: Relay = container.relay()
         self._stopped = False
+        self.celery = create_app(container.settings)
 
     def worker_command(self, index: int) -> list[str]:
         host = socket.gethostname()
@@ -70,6 +74,13 @@ class Runner:
         )
         for index in range(self.layout.processes):
             self._spawn(index)
+        port = self.container.settings.metrics_port
+        if port is not None:
+            limits = Thresholds(require_worker=False)
+            metrics.serve(
+                port, lambda: snapshot(self.container, self.celery, limits, ask_workers=False)
+            )
+            log.info("metrics_served", port=port, path="/metrics")
         self._thread("relay", lambda: self.relay.run(self.stop_event, self.container.redis))
         self._thread("sweep", self._sweep_loop)
         self._thread("supervise", self._supervise)

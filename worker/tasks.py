@@ -18,6 +18,7 @@ from events.inbound import INBOUND, Identifier
 from events.translate import to_command
 from worker.app import MAX_RETRY_COUNTDOWN, app
 from worker.bootstrap import container
+from worker.metrics import MESSAGES, outcome_kind
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +39,7 @@ def handle_inbound(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         except Exception as exc:  # a bug must not lose the message: keep it for an operator
             log.exception("message_failed")
             outcome = _dead_letter(task, args, kwargs, f"unexpected {type(exc).__name__}: {exc}")
+        MESSAGES.labels(task.name, outcome_kind(outcome)).inc()
         log.info("message_processed", outcome=outcome)
         return outcome
 

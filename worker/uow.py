@@ -17,7 +17,10 @@ from worker.repository import Repository
 
 class UnitOfWork:
     def __init__(
-        self, database: Database, event_source: str, on_events_committed: Callable[[], None]
+        self,
+        database: Database,
+        event_source: str,
+        on_events_committed: Callable[[list[DomainEvent]], None],
     ) -> None:
         self._database = database
         self._event_source = event_source
@@ -50,7 +53,7 @@ class UnitOfWork:
         finally:
             self._conn.close()
         if self._published:
-            self._on_events_committed()
+            self._on_events_committed(self._events)
 
     def emit(self, events: Iterable[DomainEvent]) -> None:
         self._events.extend(events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ SWEEP_INTERVAL_SECONDS = 1
 class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int | None = None
 
     def log_records(self) -> list[dict[str, Any]]:
         records = []
@@ -50,6 +52,12 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def start_worker(services: Services, log_name: str, **env: str) -> WorkerProcess:
     log_path = services.data_dir / log_name
     process = subprocess.Popen(
@@ -59,7 +67,8 @@ def start_worker(services: Services, log_name: str, **env: str) -> WorkerProcess
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    worker = WorkerProcess(process, log_path)
+    port = env.get("QUOTA_METRICS_PORT")
+    worker = WorkerProcess(process, log_path, int(port) if port else None)
     ready = wait_until(
         lambda: process.poll() is not None or " ready." in log_path.read_text(errors="replace"),
         120,
@@ -93,6 +102,7 @@ def worker(services: Services) -> Iterator[WorkerProcess]:
         "worker.log",
         QUOTA_PAYMENT_TIMEOUT_SECONDS=str(PAYMENT_TIMEOUT_SECONDS),
         QUOTA_SWEEP_INTERVAL_SECONDS=str(SWEEP_INTERVAL_SECONDS),
+        QUOTA_METRICS_PORT=str(free_port()),
     )
     yield worker
     code = stop_worker(worker)

@@ -128,3 +128,17 @@ def test_postgres_is_created_with_the_credentials_the_worker_uses() -> None:
         f"{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/{env['POSTGRES_DB']}"
         in url
     )
+
+
+def test_prometheus_scrapes_the_port_the_worker_serves_metrics_on() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = [
+        t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    ]
+    assert f"worker:{_env('worker')['QUOTA_METRICS_PORT']}" in targets
+
+
+def test_grafana_is_given_the_dashboards_and_the_prometheus_datasource() -> None:
+    mounts = " ".join(SERVICES["grafana"]["volumes"])
+    assert "./deploy/grafana/dashboards" in mounts and "./deploy/grafana/provisioning" in mounts
+    assert (ROOT / "deploy/grafana/dashboards/quota-worker.json").is_file()

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help venv demo dev run test test-unit test-services lint format clean
+.PHONY: help venv demo dev run test test-unit test-services reliability lint format clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,14 +25,21 @@ demo: $(STAMP)  ## play a realistic day of orders through the real worker (embed
 dev: $(STAMP)  ## run the worker on the embedded default until Ctrl-C
 	$(BIN)/quota-worker dev
 
-test: $(STAMP)  ## the whole suite: unit, integration and end-to-end, on the embedded default
-	$(PYTEST) tests
+test: $(STAMP)  ## the whole suite on the embedded default: unit, integration, e2e, quick fault runs
+	$(PYTEST) tests --ignore=tests/reliability
+	$(PYTEST) tests/reliability
 
 test-unit: $(STAMP)  ## only the pure unit tests (no I/O)
 	$(PYTEST) tests/unit
 
-test-services: $(STAMP)  ## integration + end-to-end tests, against QUOTA_TEST_* services if set
+test-services: $(STAMP)  ## integration, e2e and quick fault runs, against QUOTA_TEST_* services if set
 	$(PYTEST) tests/integration tests/e2e
+	$(PYTEST) tests/reliability
+
+reliability: $(STAMP)  ## the full fault runs (1,000 orders each); writes docs/RELIABILITY.md
+	QUOTA_RELIABILITY_ORDERS=$${QUOTA_RELIABILITY_ORDERS:-1000} \
+	QUOTA_RELIABILITY_REPORT=docs/reliability-table.md $(PYTEST) tests/reliability
+	$(BIN)/python tests/reliability/write_report.py docs/reliability-table.md docs/RELIABILITY.md
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy (strict)
 	$(BIN)/ruff check .

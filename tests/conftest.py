@@ -58,17 +58,25 @@ def data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def redis_urls(data_dir: Path) -> Iterator[tuple[str, str]]:
-    """(stream Redis URL, Redis broker URL)."""
-    configured = os.environ.get("QUOTA_TEST_REDIS_URL")
-    if configured:
-        yield configured, configured
+def embedded_redis(data_dir: Path) -> Iterator[EmbeddedRedis | None]:
+    """The session's own redis-server, unless QUOTA_TEST_REDIS_URL points elsewhere."""
+    if os.environ.get("QUOTA_TEST_REDIS_URL"):
+        yield None
         return
     embedded = EmbeddedRedis(data_dir / "redis").start()
     try:
-        yield embedded.redis_url, embedded.broker_url
+        yield embedded
     finally:
         embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_urls(embedded_redis: EmbeddedRedis | None) -> tuple[str, str]:
+    """(stream Redis URL, Redis broker URL)."""
+    if embedded_redis is None:
+        url = os.environ["QUOTA_TEST_REDIS_URL"]
+        return url, url
+    return embedded_redis.redis_url, embedded_redis.broker_url
 
 
 @contextmanager

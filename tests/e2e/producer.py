@@ -28,8 +28,16 @@ class Producer:
     ) -> str:
         task_id = task_id or str(uuid.uuid4())
         self.app.send_task(
-            name, kwargs=payload, queue=QUEUES[name], task_id=task_id, serializer=serializer
-        )
+            name,
+            kwargs=payload,
+            queue=QUEUES[name],
+            task_id=task_id,
+            serializer=serializer,
+            # A checkout keeps trying while the broker restarts (about 30 s here).
+            retry=True,
+            retry_policy={"max_retries": 60, "interval_start": 0.1, "interval_step": 0.2,
+                          "interval_max": 0.5},
+        )  # fmt: skip
         return task_id
 
     def send_args(self, name: str, *args: Any) -> str:

@@ -1,0 +1,34 @@
+"""Puts the table of the latest `make reliability` run into docs/RELIABILITY.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def main(table: Path, target: Path) -> None:
+    backend = os.environ.get("QUOTA_TEST_DATABASE_URL", "SQLite (embedded)").split("@")[-1]
+    broker = os.environ.get("QUOTA_TEST_BROKER_URL") or os.environ.get(
+        "QUOTA_TEST_REDIS_URL", "embedded Redis (AOF on)"
+    )
+    orders = os.environ.get("QUOTA_RELIABILITY_ORDERS", "1000")
+    target.write_text(
+        "# Reliability\n\n"
+        "Written by `make reliability` from its own run; every number below comes from it.\n"
+        "Each scenario sends a batch of orders (raises paid on time and early, decreases,\n"
+        "duplicated messages, cancels, unpaid expiries, wrong amounts, invalid messages,\n"
+        "races on shared Service Mails) through real `quota-worker run` processes while the\n"
+        "fault is injected, then checks the invariants of `tests/reliability/invariants.py`\n"
+        "from the database and the stream.\n\n"
+        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
+        f"({os.cpu_count()} cores, Python {platform.python_version()}); "
+        f"{orders} orders per scenario; database {backend}; broker {broker.split('@')[-1]}.\n\n"
+        + table.read_text()
+    )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -40,6 +40,20 @@ class Producer:
         )  # fmt: skip
         return task_id
 
+    def send_raw(self, name: str, body: bytes, content_type: str, task_id: str) -> None:
+        """A task message whose body is in another serializer than JSON."""
+        with self.app.producer_or_acquire() as producer:
+            producer.publish(
+                body,
+                exchange="",
+                routing_key=QUEUES[name],
+                content_type=content_type,
+                content_encoding="binary",
+                headers={"lang": "py", "task": name, "id": task_id, "root_id": task_id,
+                         "parent_id": None, "group": None, "retries": 0, "eta": None},
+                retry=True,
+            )  # fmt: skip
+
     def send_args(self, name: str, *args: Any) -> str:
         task_id = str(uuid.uuid4())
         self.app.send_task(name, args=args, queue=QUEUES[name], task_id=task_id)

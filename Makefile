@@ -38,8 +38,10 @@ test-services: $(STAMP)  ## integration, e2e and quick fault runs, against QUOTA
 
 reliability: $(STAMP)  ## the full fault runs (1,000 orders each); writes docs/RELIABILITY.md
 	QUOTA_RELIABILITY_ORDERS=$${QUOTA_RELIABILITY_ORDERS:-1000} \
-	QUOTA_RELIABILITY_REPORT=docs/reliability-table.md $(PYTEST) tests/reliability
-	$(BIN)/python tests/reliability/write_report.py docs/reliability-table.md docs/RELIABILITY.md
+	QUOTA_RELIABILITY_REPORT=$(VENV)/reliability-table.md $(PYTEST) tests/reliability; \
+	status=$$?; \
+	$(BIN)/python tests/reliability/write_report.py $(VENV)/reliability-table.md docs/RELIABILITY.md; \
+	exit $$status
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy (strict)
 	$(BIN)/ruff check .

@@ -25,7 +25,8 @@ MAX_RETRY_COUNTDOWN = 20
 def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.broker()
     transport: dict[str, Any] = {}
-    if broker.startswith(("redis", "rediss")):
+    redis_broker = broker.startswith(("redis", "rediss"))
+    if redis_broker:
         transport = {
             "visibility_timeout": VISIBILITY_TIMEOUT,
             # Scan for unacknowledged messages every 10 s (kombu's default is
@@ -58,6 +59,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": TASK_TIME_LIMIT,
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
         "worker_prefetch_multiplier": 1,
+        # kombu pops a Redis message (BRPOP) before it records it as unacknowledged;
+        # a message popped while every pool process is busy waits in the socket, and a
+        # worker killed then loses it (kombu#305, celery#7950). Fetch only for a free process.
+        "worker_disable_prefetch": redis_broker,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_soft_shutdown_timeout": 10.0,
         "worker_enable_soft_shutdown_on_idle": True,

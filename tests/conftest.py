@@ -57,17 +57,23 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def embedded_redis(data_dir: Path) -> Iterator[EmbeddedRedis | None]:
-    """The session's own redis-server, unless QUOTA_TEST_REDIS_URL points elsewhere."""
+@contextmanager
+def own_redis(directory: Path) -> Iterator[EmbeddedRedis | None]:
+    """A redis-server of the suite's own, unless QUOTA_TEST_REDIS_URL points elsewhere."""
     if os.environ.get("QUOTA_TEST_REDIS_URL"):
         yield None
         return
-    embedded = EmbeddedRedis(data_dir / "redis").start()
+    embedded = EmbeddedRedis(directory).start()
     try:
         yield embedded
     finally:
         embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(data_dir: Path) -> Iterator[EmbeddedRedis | None]:
+    with own_redis(data_dir / "redis") as embedded:
+        yield embedded
 
 
 @pytest.fixture(scope="session")

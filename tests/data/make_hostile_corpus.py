@@ -1,6 +1,6 @@
 """Writes tests/data/hostile_messages.json: the corpus of bad inbound messages.
 
-Run it again after a contract change (`python tests/data/make_hostile_corpus.py`);
+Run it again after a contract change (`.venv/bin/python -m tests.data.make_hostile_corpus`);
 the corpus is data, kept in the repository, so a failing case can be read.
 """
 
@@ -10,24 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.payloads import VALID
+
+# The ids become unique per case in the test (REQ, ORD and PAY are placeholders).
+PLACEHOLDERS = {"req-1": "REQ", "ord-1": "ORD", "pay-1": "PAY"}
 GOOD: dict[str, dict[str, Any]] = {
-    "quota.request_change": {
-        "schema_version": 1, "request_id": "REQ", "order_id": "ORD", "account_id": "acc-h",
-        "service_mail_id": "sm-h", "expected_address_limit": 10, "new_address_limit": 20,
-        "amount_due": 1500, "currency": "CHF", "requested_at": "2026-11-24T10:00:00+01:00",
-    },
-    "quota.cancel_change": {"schema_version": 1, "order_id": "ORD", "reason": "cart left"},
-    "quota.payment_confirmed": {
-        "schema_version": 1, "payment_id": "PAY", "order_id": "ORD", "amount": 1500,
-        "currency": "CHF", "paid_at": "2026-11-24T10:02:00+01:00",
-    },
-    "mail.service_provisioned": {
-        "schema_version": 1, "service_mail_id": "sm-h", "account_id": "acc-h", "plan": "premium",
-        "address_limit": 10, "ksuite_id": None,
-    },
-    "mail.address_created": {"schema_version": 1, "service_mail_id": "sm-h", "address": "a@b.ch"},
-    "mail.address_deleted": {"schema_version": 1, "service_mail_id": "sm-h", "address": "a@b.ch"},
-}  # fmt: skip
+    task: {k: PLACEHOLDERS.get(v, v) if isinstance(v, str) else v for k, v in payload.items()}
+    for task, payload in VALID.items()
+}
 
 INTS = {
     "negative": -1, "float": 20.0, "fraction": 20.5, "string": "20", "bool": True, "null": None,

@@ -93,10 +93,10 @@ def test_every_hostile_message_is_dead_lettered_and_the_worker_goes_on(
     with db.connect() as conn:
         touched = (
             conn.execute(
-                text("SELECT count(*) FROM quota_changes WHERE service_mail_id = 'sm-h'")
+                text("SELECT count(*) FROM quota_changes WHERE service_mail_id = 'sm-1'")
             ).scalar_one()
             + conn.execute(
-                text("SELECT count(*) FROM addresses WHERE service_mail_id = 'sm-h'")
+                text("SELECT count(*) FROM addresses WHERE service_mail_id = 'sm-1'")
             ).scalar_one()
         )
     assert touched == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
-from tests.conftest import Services, make_services, migrated_database
+from tests.conftest import Services, make_services, migrated_database, own_redis
 from tests.reliability.invariants import Report
 from worker.embedded import EmbeddedRedis
 
@@ -21,14 +21,8 @@ REPORTS: list[Report] = []
 @pytest.fixture(scope="session")
 def embedded_redis(data_dir: Path) -> Iterator[EmbeddedRedis | None]:
     """A Redis of the suite's own (its queues apart from any e2e worker's), which it may restart."""
-    if os.environ.get("QUOTA_TEST_REDIS_URL"):
-        yield None
-        return
-    embedded = EmbeddedRedis(data_dir / "redis-reliability").start()
-    try:
+    with own_redis(data_dir / "redis-reliability") as embedded:
         yield embedded
-    finally:
-        embedded.stop()
 
 
 @pytest.fixture(scope="session")

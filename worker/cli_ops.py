@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -65,6 +66,13 @@ def _duration(text: str) -> timedelta:
 @click.option("--max-event-lag", default=60.0, show_default=True, help="Seconds an event may wait.")
 @click.option("--max-dead-letters", default=0, show_default=True, help="Unhealthy above this.")
 @click.option("--no-worker-ok", is_flag=True, help="Do not count a missing worker as unhealthy.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE.png",
+    help="Also write a PNG of queue depth, throughput and event latency over the last hour.",
+)
 def status(
     as_json: bool,
     watch: float | None,
@@ -72,12 +80,17 @@ def status(
     max_event_lag: float,
     max_dead_letters: int,
     no_worker_ok: bool,
+    plot: Path | None,
 ) -> None:
     """Queues, workers, changes by state, oldest waits, event backlog, dead letters.
 
     Exits 0 when healthy, 1 with the reasons when a threshold is crossed.
     """
     container, app = _container(), _app()
+    if plot is not None:
+        from worker.plot import render
+
+        click.echo(f"wrote {render(container, plot)}", err=True)
     limits = ops.Thresholds(max_queue_depth, max_event_lag, max_dead_letters, not no_worker_ok)
     while True:
         snap = ops.snapshot(container, app, limits)

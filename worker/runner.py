@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import structlog
 
 from events.inbound import QUEUES
-from worker import metrics
+from worker import metrics, plot
 from worker.app import create_app
 from worker.bootstrap import Container
 from worker.ops import Thresholds, snapshot
@@ -83,6 +83,7 @@ class Runner:
             log.info("metrics_served", port=port, path="/metrics")
         self._thread("relay", lambda: self.relay.run(self.stop_event, self.container.redis))
         self._thread("sweep", self._sweep_loop)
+        self._thread("sample", self._sample_loop)
         self._thread("supervise", self._supervise)
 
     def _thread(self, name: str, target: object) -> None:
@@ -113,6 +114,17 @@ class Runner:
             except Exception:  # an outage must not end the sweep; it runs again next interval
                 log.exception("sweep_failed")
             self.stop_event.wait(interval)
+
+    def _sample_loop(self) -> None:
+        """Record queue depths and backlog for `quota-worker status --plot`."""
+        limits = Thresholds(require_worker=False)
+        while not self.stop_event.is_set():
+            try:
+                status = snapshot(self.container, self.celery, limits, ask_workers=False)
+                plot.record(self.container, status)
+            except Exception:  # an outage must not end the sampling
+                log.exception("sample_failed")
+            self.stop_event.wait(plot.SAMPLE_SECONDS)
 
     def stop(self) -> None:
         """Warm shutdown: workers finish or return their messages, then the relay drains."""

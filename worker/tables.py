@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -194,6 +195,15 @@ processed_messages = Table(
     # The order the message concerned: a change's audit trail lists its messages.
     Column("order_id", ID, nullable=True, index=True),
     Column("processed_at", UTCDateTime, nullable=False),
+)
+
+# What `quota-worker run` saw every SAMPLE_SECONDS: the history behind `status --plot`.
+samples = Table(
+    "samples",
+    metadata,
+    Column("at", UTCDateTime, primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", Float, nullable=False),
 )
 
 dead_letters = Table(

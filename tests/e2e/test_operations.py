@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from tests.conftest import Services
 from tests.e2e.conftest import WorkerProcess
@@ -187,3 +189,15 @@ def test_health_is_not_ready_when_the_database_is_unreachable(services: Services
         timeout=120,
     )
     assert result.returncode == 1 and "unhealthy: cannot reach the database" in result.stderr
+
+
+def test_status_plot_writes_a_png_of_the_last_hour(
+    services: Services, customer_factory: Any, events: EventReader, tmp_path: Path
+) -> None:
+    _awaiting_order(customer_factory, events)
+    target = tmp_path / "status.png"
+    result = cli(services, "status", "--plot", str(target), "--max-dead-letters", "1000000")
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with create_engine(services.database_url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM samples")).scalar_one() > 0

@@ -1,0 +1,127 @@
+"""`quota-worker status --plot`: queue depth, throughput and event latency over the last hour.
+
+Queue depths come from the samples `quota-worker run` records every
+SAMPLE_SECONDS; latency and throughput from what the database already holds
+(when each event was committed and published, when each message was handled).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from statistics import quantiles
+
+from sqlalchemy import delete, insert, select
+
+from worker import tables as t
+from worker.bootstrap import Container, utcnow
+from worker.ops import Status
+
+SAMPLE_SECONDS = 15
+KEEP = timedelta(hours=24)
+
+
+def record(container: Container, status: Status, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    values = {f"queue:{q}": float(n) for q, n in status.queues.items() if n is not None}
+    values["outbox_backlog"] = float(status.outbox_backlog)
+    values["awaiting_payment"] = float(status.changes.get("awaiting_payment", 0))
+    with container.database.engine.begin() as conn:
+        conn.execute(
+            insert(t.samples), [{"at": now, "name": k, "value": v} for k, v in values.items()]
+        )
+        conn.execute(delete(t.samples).where(t.samples.c.at < now - KEEP))
+
+
+def per_minute_percentiles(
+    points: Iterable[tuple[datetime, float]],
+) -> list[tuple[datetime, float, float]]:
+    """(minute, p50, p99) of the values falling in each minute."""
+    buckets: dict[datetime, list[float]] = defaultdict(list)
+    for at, value in points:
+        buckets[at.replace(second=0, microsecond=0)].append(value)
+    out = []
+    for minute in sorted(buckets):
+        values = sorted(buckets[minute])
+        if len(values) == 1:
+            out.append((minute, values[0], values[0]))
+        else:
+            cuts = quantiles(values, n=100, method="inclusive")
+            out.append((minute, cuts[49], cuts[98]))
+    return out
+
+
+def per_minute_counts(times: Iterable[datetime]) -> list[tuple[datetime, int]]:
+    counts: dict[datetime, int] = defaultdict(int)
+    for at in times:
+        counts[at.replace(second=0, microsecond=0)] += 1
+    return sorted(counts.items())
+
+
+def render(container: Container, target: Path, hours: float = 1.0) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    import matplotlib.pyplot as plt
+
+    since = utcnow() - timedelta(hours=hours)
+    with container.database.engine.connect() as conn:
+        samples = conn.execute(
+            select(t.samples.c.at, t.samples.c.name, t.samples.c.value)
+            .where(t.samples.c.at >= since)
+            .order_by(t.samples.c.at)
+        ).all()
+        published = conn.execute(
+            select(t.outbox.c.created_at, t.outbox.c.sent_at).where(
+                t.outbox.c.created_at >= since, t.outbox.c.sent_at.is_not(None)
+            )
+        ).all()
+        handled = (
+            conn.execute(
+                select(t.processed_messages.c.processed_at).where(
+                    t.processed_messages.c.processed_at >= since
+                )
+            )
+            .scalars()
+            .all()
+        )
+
+    figure, (depth, rate, latency) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    figure.suptitle(f"quota-worker, the last {hours:g} h (UTC)")
+    series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for at, name, value in samples:
+        series[name].append((at, value))
+    for name, points in sorted(series.items()):
+        if name.startswith("queue:") or name == "outbox_backlog":
+            depth.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                ".-",
+                label=name.removeprefix("queue:"),
+            )
+    depth.set_ylabel("waiting")
+    depth.set_title("queue depth and unpublished events" + ("" if series else " (no samples yet)"))
+    if series:
+        depth.legend(loc="upper left", fontsize="small")
+    counts = per_minute_counts(handled)
+    rate.bar([c[0] for c in counts], [c[1] for c in counts], width=1 / 1440, align="edge")
+    rate.set_ylabel("messages / min")
+    rate.set_title("messages handled")
+    lat = per_minute_percentiles(
+        (row.sent_at, (row.sent_at - row.created_at).total_seconds() * 1000) for row in published
+    )
+    latency.plot([p[0] for p in lat], [p[1] for p in lat], ".-", label="p50")
+    latency.plot([p[0] for p in lat], [p[2] for p in lat], ".-", label="p99")
+    latency.set_ylabel("ms")
+    latency.set_title("commit → event on the stream")
+    if lat:
+        latency.legend(loc="upper left", fontsize="small")
+    latency.set_xlim(since, utcnow())  # always the whole window, even when it is quiet
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+    return target

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
 from tests.conftest import Services
 from tests.e2e.conftest import start_worker, stop_worker
@@ -87,3 +88,16 @@ def test_dev_refuses_a_data_dir_whose_embedded_redis_is_already_running() -> Non
         result = quota_worker("dev", env=env)
     assert result.returncode != 0
     assert "already runs" in result.stderr
+
+
+def test_a_running_worker_never_logs_the_database_password(services: Services) -> None:
+    if not services.on_postgres:
+        pytest.skip("an SQLite URL carries no password; runs on PostgreSQL (trust auth ignores it)")
+    secret = "s3cret-in-the-url"
+    url = make_url(services.database_url).set(password=secret).render_as_string(hide_password=False)
+    worker = start_worker(
+        services, "secret-worker.log", QUOTA_DATABASE_URL=url, QUOTA_LOG_LEVEL="DEBUG"
+    )
+    assert stop_worker(worker) == 0
+    log = worker.log_path.read_text()
+    assert '"event": "stopped"' in log and secret not in log

@@ -23,6 +23,8 @@ class Report:
     lost: int = 0
     duplicated: int = 0
     violations: list[str] = field(default_factory=list)
+    # Messages that left no trace at all: counted in `lost`, judged by the scenario.
+    lost_messages: list[str] = field(default_factory=list)
 
     def row(self) -> str:
         return (
@@ -86,7 +88,7 @@ def check(
         change = changes.get(order_id)
         if change is None:
             report.lost += 1
-            v.append(f"{order_id} ({kind}): no change recorded")
+            report.lost_messages.append(f"{order_id} ({kind}): no change recorded")
         elif change.state not in TERMINAL:
             v.append(f"{order_id} ({kind}): still {change.state}")
     # 2. each applied change has exactly one mail.quota.changed (by id), the others none
@@ -136,7 +138,7 @@ def check(
         expected_refunds = 1 if state == "refunded" else 0
         if state is None:
             report.lost += 1
-            v.append(f"payment {payment_id}: never recorded")
+            report.lost_messages.append(f"payment {payment_id}: never recorded")
         elif state == "pending":
             v.append(f"payment {payment_id}: money kept without a decision")
         if state is not None and refunds[payment_id] != expected_refunds:
@@ -148,9 +150,9 @@ def check(
         for r in _rows(engine, "SELECT message_id FROM dead_letters")
         if r.message_id in sent_ids
     }
-    if lettered != ledger.invalid_message_ids:
-        v.append(
-            f"dead letters: {len(lettered - ledger.invalid_message_ids)} unexpected, "
-            f"{len(ledger.invalid_message_ids - lettered)} missing"
-        )
+    if lettered - ledger.invalid_message_ids:
+        v.append(f"dead letters: {len(lettered - ledger.invalid_message_ids)} unexpected")
+    for missing in sorted(ledger.invalid_message_ids - lettered):
+        report.lost += 1
+        report.lost_messages.append(f"invalid message {missing}: no dead letter")
     return report

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
@@ -65,11 +75,13 @@ class Repository:
 
     def delete_address(self, service_mail_id: str, address: str) -> bool:
         result = self.conn.execute(
-            delete(t.addresses).where(
+            delete(t.addresses)
+            .where(
                 t.addresses.c.service_mail_id == service_mail_id, t.addresses.c.address == address
             )
+            .returning(t.addresses.c.address)
         )
-        return result.rowcount > 0
+        return result.first() is not None
 
     # -- changes ---------------------------------------------------------
     def change_by_request(self, request_id: str) -> QuotaChange | None:
@@ -253,8 +265,10 @@ class Repository:
 
     def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
         dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
-        result = self.conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
-        return result.rowcount > 0
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
+        statement = dialect_insert(table).values(**values).on_conflict_do_nothing()
+        inserted = self.conn.execute(statement.returning(literal_column("1"))).first()
+        return inserted is not None
 
 
 def _mail_row(mail: ServiceMail) -> dict[str, Any]:

@@ -218,3 +218,17 @@ def test_an_invalid_request_is_dead_lettered_with_its_rejection(shop: Shop, app:
     )
     assert len(shop.dead_letters(message_id)) == 1
     assert shop.types(order_id="ord-bad")[-1] == REJECTED
+
+
+def test_provisioning_tells_a_new_service_mail_from_a_known_one(shop: Shop) -> None:
+    mail = "sm-new-" + shop.provision()[0]
+    assert shop.send(commands.ProvisionServiceMail(mail, "acc", "premium", 10, None)) == "created"
+    assert shop.send(commands.ProvisionServiceMail(mail, "acc", "premium", 10, None)) == "updated"
+
+
+def test_an_address_is_counted_once_and_removed_once(shop: Shop) -> None:
+    mail, _ = shop.provision()
+    assert shop.send(commands.RecordAddressCreated(mail, "a@b.ch")) == "counted"
+    assert shop.send(commands.RecordAddressCreated(mail, "a@b.ch")) == "known"
+    assert shop.send(commands.RecordAddressDeleted(mail, "a@b.ch")) == "removed"
+    assert shop.send(commands.RecordAddressDeleted(mail, "a@b.ch")) == "unknown"

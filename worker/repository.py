@@ -267,7 +267,7 @@ class Repository:
         dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
         statement = dialect_insert(table).values(**values).on_conflict_do_nothing()
-        inserted = self.conn.execute(statement.returning(literal_column("1"))).first()
+        inserted: Any = self.conn.execute(statement.returning(literal_column("1"))).first()
         return inserted is not None
 
 

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help venv demo dev run test test-unit test-services reliability lint format clean
+.PHONY: help venv demo dev run test test-unit test-services reliability contract lint format clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,15 @@ reliability: $(STAMP)  ## the full fault runs (1,000 orders each); writes docs/R
 	status=$$?; \
 	$(BIN)/python tests/reliability/write_report.py $(VENV)/reliability-table.md docs/RELIABILITY.md; \
 	exit $$status
+
+contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI) from the models, then validate it
+	rm -rf contract/schemas
+	$(BIN)/quota-worker contract schemas --out contract/schemas
+	$(BIN)/quota-worker contract asyncapi --out contract/asyncapi.yaml
+	@if command -v node >/dev/null; then \
+	  test -d tools/asyncapi/node_modules || npm ci --prefix tools/asyncapi --no-audit --no-fund; \
+	  node tools/asyncapi/validate.mjs contract/asyncapi.yaml; \
+	else echo "node not found: contract/asyncapi.yaml not validated"; fi
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy (strict)
 	$(BIN)/ruff check .

@@ -39,53 +39,97 @@ Timestamp = Annotated[datetime, BeforeValidator(_aware_iso8601)]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # Attribute docstrings become the descriptions of the published JSON Schemas.
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, use_attribute_docstrings=True
+    )
 
     # An int equal to 1, not True nor 1.0 (which a Literal[1] would let through).
     schema_version: Annotated[int, Field(ge=1, le=1)]
+    """The version of this message's shape; only `1` exists, any other is refused."""
 
 
 class RequestChange(Message):
+    """Ask for a new address limit of a Service Mail (from checkout)."""
+
     request_id: Identifier
+    """Idempotency key of this change: the same id with the same payload again is a no-op, with
+    another payload it is refused (`idempotency_conflict`)."""
     order_id: Identifier
+    """The checkout order; payments correlate on it; one order holds one change."""
     account_id: Identifier
+    """The account placing the order; it must own the Service Mail."""
     service_mail_id: Identifier
+    """The Service Mail to change."""
     expected_address_limit: Limit
+    """The limit B the customer saw when ordering; another current limit refuses the request
+    (`stale_request`)."""
     new_address_limit: Limit
+    """The limit B wanted."""
     amount_due: Money
+    """What the customer must pay, in minor units (cents); `0` means no payment is awaited and the
+    change applies at once."""
     currency: Currency
+    """ISO 4217 code of `amount_due`."""
     requested_at: Timestamp
+    """When the customer ordered (ISO 8601 with a timezone offset)."""
 
 
 class CancelChange(Message):
+    """Cancel a change still awaiting payment: the customer left the cart (from checkout)."""
+
     order_id: Identifier
+    """The order whose change is cancelled."""
     reason: Annotated[str, StringConstraints(max_length=200)]
+    """Why, in words (at most 200 characters); repeated in `mail.quota.change.cancelled`."""
 
 
 class PaymentConfirmed(Message):
+    """A payment for an order was received (from payments)."""
+
     payment_id: Identifier
+    """Idempotency key of this payment."""
     order_id: Identifier
+    """The order paid for."""
     amount: Annotated[int, Field(gt=0, le=10**15)]
+    """The amount paid, in minor units (cents); must equal the order's `amount_due`."""
     currency: Currency
+    """ISO 4217 code of `amount`; must equal the order's currency."""
     paid_at: Timestamp
+    """When it was paid (ISO 8601 with a timezone offset)."""
 
 
 class ServiceProvisioned(Message):
+    """A Service Mail exists or changed owner, plan or kSuite (from the mail platform)."""
+
     service_mail_id: Identifier
+    """The Service Mail."""
     account_id: Identifier
+    """The account that owns it."""
     plan: Identifier
+    """A plan of the plan table (`starter` or `premium` by default)."""
     address_limit: Limit
+    """Its limit B as the platform reports it; used only when the Service Mail is new."""
     ksuite_id: Identifier | None
+    """The kSuite it belongs to, or `null`; one in a kSuite is never changed here."""
 
 
 class AddressCreated(Message):
+    """An address was created on a Service Mail (from the mail platform)."""
+
     service_mail_id: Identifier
+    """The Service Mail."""
     address: EmailAddress
+    """The e-mail address (at most 254 characters); compared case-insensitively."""
 
 
 class AddressDeleted(Message):
+    """An address was deleted from a Service Mail (from the mail platform)."""
+
     service_mail_id: Identifier
+    """The Service Mail."""
     address: EmailAddress
+    """The e-mail address (at most 254 characters); compared case-insensitively."""
 
 
 # Task name -> (queue, schema): the inbound half of the contract.

@@ -207,6 +207,51 @@ def demo(data_dir: Path | None, keep: bool) -> None:
     sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))
 
 
+@main.group()
+def contract() -> None:
+    """The wire contract as documents, generated from the code (see contract/ in the repo)."""
+
+
+@contract.command("schemas")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write inbound/*.json and events/*.json into (created if missing).",
+)
+def contract_schemas(out: Path) -> None:
+    """Write a JSON Schema for every inbound message and every event's data."""
+    from events.contract import json_schemas, render
+
+    for name, schema in json_schemas().items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(schema, "json"), encoding="utf-8")
+        click.echo(f"wrote {path}", err=True)
+
+
+@contract.command("asyncapi")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True, help="Output format.")  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+def contract_asyncapi(fmt: str, out: Path | None) -> None:
+    """Print the AsyncAPI 3.0 document of the contract: queues, stream, messages, examples."""
+    from events.contract import DEFAULT_STREAM, asyncapi, render
+
+    stream = os.environ.get("QUOTA_EVENTS_STREAM", DEFAULT_STREAM)
+    text = render(asyncapi(stream), fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
 def _register_operator_commands() -> None:
     from worker.cli_ops import COMMANDS
 

@@ -1,0 +1,24 @@
+"""Node.js tools under tools/asyncapi (AsyncAPI parser, celery-node), installed on demand."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools" / "asyncapi"
+
+
+def node_tools() -> Path:
+    """tools/asyncapi with its node_modules; skips the test where Node.js is absent."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js (node and npm, 18 or newer) is not installed: this check needs it")
+    if not (TOOLS / "node_modules").is_dir():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"],
+            cwd=TOOLS, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, f"npm ci in {TOOLS} failed:\n{done.stdout}\n{done.stderr}"
+    return TOOLS

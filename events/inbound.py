@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -143,3 +150,12 @@ INBOUND: dict[str, tuple[str, type[Message]]] = {
 }
 
 QUEUES = ("quota.orders", "quota.payments", "quota.mail")
+
+
+def describe(exc: ValidationError) -> str:
+    """The validation errors as one line, never echoing the (possibly hostile) input."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:10]:
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -8,17 +8,23 @@ from pathlib import Path
 
 import pytest
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools" / "asyncapi"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def node_tools() -> Path:
     """tools/asyncapi with its node_modules; skips the test where Node.js is absent."""
+    return node_project(ROOT / "tools" / "asyncapi")
+
+
+def node_project(project: Path) -> Path:
+    """A Node.js project of the repository, its node_modules installed from its lock file;
+    skips the test where Node.js is absent."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("Node.js (node and npm, 18 or newer) is not installed: this check needs it")
-    if not (TOOLS / "node_modules").is_dir():
+    if not (project / "node_modules").is_dir():
         done = subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=TOOLS, capture_output=True, text=True, timeout=600,
+            cwd=project, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
-        assert done.returncode == 0, f"npm ci in {TOOLS} failed:\n{done.stdout}\n{done.stderr}"
-    return TOOLS
+        assert done.returncode == 0, f"npm ci in {project} failed:\n{done.stdout}\n{done.stderr}"
+    return project

@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from structlog.contextvars import bound_contextvars
 
 from domain import commands, errors
-from events.inbound import INBOUND, Identifier
+from events.inbound import INBOUND, Identifier, describe
 from events.translate import to_command
 from worker.app import MAX_RETRY_COUNTDOWN, app
 from worker.bootstrap import container
@@ -105,15 +105,6 @@ def _dead_letter(
     return container().bus.dead_letter(
         message_id=task.request.id, task=task.name, body=body, error=error, rejection=rejection
     )
-
-
-def describe(exc: ValidationError) -> str:
-    """The validation errors as one line, never echoing the (possibly hostile) input."""
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False)[:10]:
-        where = ".".join(str(p) for p in err["loc"]) or "payload"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
 
 
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)

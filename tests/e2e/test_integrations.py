@@ -161,8 +161,12 @@ def _run_example(name: str, env: dict[str, str], *args: str) -> subprocess.Popen
 def test_the_examples_play_against_the_real_worker(
     services: Services, worker: WorkerProcess, db: Engine
 ) -> None:
-    env = {**os.environ, "QUOTA_BROKER_URL": services.broker_url,
-           "QUOTA_REDIS_URL": services.redis_url, "QUOTA_EVENTS_STREAM": services.stream}  # fmt: skip
+    env = {
+        **os.environ,
+        "QUOTA_BROKER_URL": services.broker_url,
+        "QUOTA_REDIS_URL": services.redis_url,
+        "QUOTA_EVENTS_STREAM": services.stream,
+    }
     tag = new_id("ex")
     consumer = _run_example("downstream_consumer.py", env, "--group", new_id("dashboard"))
     try:

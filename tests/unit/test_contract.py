@@ -113,3 +113,20 @@ def test_every_json_schema_ref_resolves_inside_the_document() -> None:
         for ref in refs(schema):
             assert ref.startswith("#/$defs/"), (name, ref)
             assert ref.removeprefix("#/$defs/") in schema["$defs"], (name, ref)
+
+
+def test_the_contract_commands_write_what_is_generated(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from worker.cli import main
+
+    runner = CliRunner()
+    done = runner.invoke(main, ["contract", "schemas", "--out", str(tmp_path / "s")])
+    assert done.exit_code == 0, done.output
+    written = {str(p.relative_to(tmp_path / "s")) for p in (tmp_path / "s").rglob("*.json")}
+    assert written == set(contract.json_schemas())
+    done = runner.invoke(main, ["contract", "asyncapi", "--format", "json"],
+                         env={"QUOTA_EVENTS_STREAM": "billing.events"})  # fmt: skip
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.output)
+    assert document["channels"]["quotaEvents"]["address"] == "billing.events"

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help venv demo dev run test test-unit test-services reliability contract lint format clean
+.PHONY: help venv demo dev run test test-unit test-services reliability contract bench bench-quick lint format clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ reliability: $(STAMP)  ## the full fault runs (1,000 orders each); writes docs/R
 	status=$$?; \
 	$(BIN)/python tests/reliability/write_report.py $(VENV)/reliability-table.md docs/RELIABILITY.md; \
 	exit $$status
+
+bench: $(STAMP)  ## the benchmark against bare Celery (embedded; BENCH_ARGS="--database-url ... --broker-url ...")
+	$(BIN)/quota-worker bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP)  ## the benchmark's quick form (~30 s): proves it works, figures not meaningful
+	$(BIN)/quota-worker bench --quick --out $(VENV)/bench-quick.json $(BENCH_ARGS)
 
 contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI) from the models, then validate it
 	rm -rf contract/schemas

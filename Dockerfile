@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY domain ./domain
 COPY events ./events
 COPY worker ./worker
+COPY bench ./bench
 RUN pip install . && useradd --system --uid 10001 --home-dir /app quota
 USER quota
 

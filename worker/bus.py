@@ -28,19 +28,20 @@ class MessageBus:
 
     def handle(self, cmd: commands.Command, *, message_id: str | None, task: str) -> str:
         handler = handlers.HANDLERS[type(cmd)]
+        # A redelivered message is recognised by its id when its processed row is
+        # written, in the same commit: no lookup before the handler (one round trip
+        # less per message); a duplicate's work is rolled back.
         with self.uow_factory() as uow:
             uow.message_id = message_id
-            if message_id is not None and uow.repo.is_processed(message_id):
-                return "duplicate_delivery"
             outcome = handler(cmd, uow, self.deps)
-            uow.commit(
+            committed = uow.commit(
                 self.deps.now(),
                 message_id=message_id,
                 task=task,
                 outcome=outcome,
                 order_id=getattr(cmd, "order_id", None),
             )
-        return outcome
+        return outcome if committed else "duplicate_delivery"
 
     def dead_letter(
         self,

@@ -230,15 +230,17 @@ class Repository:
 
     def mark_processed(
         self, message_id: str, task: str, outcome: str, order_id: str | None, now: datetime
-    ) -> None:
-        self.conn.execute(
-            insert(t.processed_messages).values(
-                message_id=message_id,
-                task=task,
-                outcome=outcome[:40],
-                order_id=order_id,
-                processed_at=now,
-            )
+    ) -> bool:
+        """Record the message as processed; False if it already was (a duplicate delivery)."""
+        return self._insert_ignore(
+            t.processed_messages,
+            {
+                "message_id": message_id,
+                "task": task,
+                "outcome": outcome[:40],
+                "order_id": order_id,
+                "processed_at": now,
+            },
         )
 
     def add_dead_letter(

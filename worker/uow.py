@@ -70,14 +70,21 @@ class UnitOfWork:
         task: str = "",
         outcome: str = "",
         order_id: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Commit everything at once; False, with nothing written, if `message_id` was
+        already processed (its first delivery committed while this one ran)."""
         assert self._conn is not None and self._tx is not None
+        if message_id is not None and not self.repo.mark_processed(
+            message_id, task, outcome, order_id, now
+        ):
+            self._tx.rollback()
+            self._events = []
+            return False
         if self._events:
             self._write_outbox(self._conn, now)
-        if message_id is not None:
-            self.repo.mark_processed(message_id, task, outcome, order_id, now)
         self._tx.commit()
         self._published = bool(self._events)
+        return True
 
     def _write_outbox(self, conn: Connection, now: datetime) -> None:
         rows = []

@@ -33,7 +33,7 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
     repo, now = uow.repo, deps.now()
     repo.lock_order(cmd.order_id)
     change = QuotaChange(**vars(cmd))
-    existing = repo.change_by_request(cmd.request_id) or repo.change_by_order(cmd.order_id)
+    existing = repo.change_by_request_or_order(cmd.request_id, cmd.order_id)
     if existing is not None:
         if existing.same_request_as(change):
             return "duplicate"

@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Table,
+    bindparam,
     delete,
     exists,
     func,
     insert,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -20,6 +22,52 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from worker import tables as t
+
+# The hot path's statements, built once: SQLAlchemy then skips building each
+# statement and its cache key per call, and psycopg prepares them server-side.
+_LOCK_ORDER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("order_id"), 0)))
+_MAIL_FOR_UPDATE = (
+    select(t.service_mails).where(t.service_mails.c.id == bindparam("id")).with_for_update()
+)
+_ADDRESSES_IN_USE = select(func.count()).where(t.addresses.c.service_mail_id == bindparam("id"))
+_SAVE_MAIL = update(t.service_mails).where(t.service_mails.c.id == bindparam("b_id"))
+_CHANGE_BY_REQUEST = select(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("r"))
+_CHANGE_BY_ORDER = select(t.quota_changes).where(t.quota_changes.c.order_id == bindparam("o"))
+_CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
+    or_(
+        t.quota_changes.c.request_id == bindparam("r"), t.quota_changes.c.order_id == bindparam("o")
+    )
+)
+_AWAITING_CHANGE = select(
+    exists().where(
+        t.quota_changes.c.service_mail_id == bindparam("id"),
+        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+    )
+)
+_SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
+_PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
+_PENDING_PAYMENTS = (
+    select(t.payments)
+    .where(
+        t.payments.c.order_id == bindparam("o"),
+        t.payments.c.status == PaymentStatus.PENDING.value,
+    )
+    .order_by(t.payments.c.received_at, t.payments.c.payment_id)
+)
+_SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
+_EARLY_CANCEL = select(t.early_cancels.c.reason).where(t.early_cancels.c.order_id == bindparam("o"))
+_INSERT_IGNORE: dict[tuple[str, bool], Any] = {}
+
+
+def _insert_ignore_statement(table: Table, postgres: bool) -> Any:
+    key = (table.name, postgres)
+    if key not in _INSERT_IGNORE:
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
+        _INSERT_IGNORE[key] = (
+            dialect_insert(table).on_conflict_do_nothing().returning(literal_column("1"))
+        )
+    return _INSERT_IGNORE[key]
 
 
 class Repository:
@@ -34,20 +82,16 @@ class Repository:
         SQLite needs nothing more: BEGIN IMMEDIATE already holds the write lock.
         """
         if self.is_postgres:
-            self.conn.execute(
-                select(func.pg_advisory_xact_lock(func.hashtextextended(order_id, 0)))
-            )
+            self.conn.execute(_LOCK_ORDER, {"order_id": order_id})
 
     # -- service mails ---------------------------------------------------
     def service_mail_for_update(self, service_mail_id: str) -> ServiceMail | None:
-        row = self.conn.execute(
-            select(t.service_mails).where(t.service_mails.c.id == service_mail_id).with_for_update()
-        ).one_or_none()
+        row = self.conn.execute(_MAIL_FOR_UPDATE, {"id": service_mail_id}).one_or_none()
         if row is None:
             return None
-        in_use = self.conn.execute(
-            select(func.count()).where(t.addresses.c.service_mail_id == service_mail_id)
-        ).scalar_one()
+        # Counted after the row lock is held, in a statement of its own: a subquery of
+        # the locking SELECT would see the snapshot taken before waiting for the lock.
+        in_use = self.conn.execute(_ADDRESSES_IN_USE, {"id": service_mail_id}).scalar_one()
         return ServiceMail(
             id=row.id,
             account_id=row.account_id,
@@ -62,11 +106,7 @@ class Repository:
         return self._insert_ignore(t.service_mails, {**_mail_row(mail), "updated_at": now})
 
     def save_service_mail(self, mail: ServiceMail, now: datetime) -> None:
-        self.conn.execute(
-            update(t.service_mails)
-            .where(t.service_mails.c.id == mail.id)
-            .values(**_mail_row(mail), updated_at=now)
-        )
+        self.conn.execute(_SAVE_MAIL, {"b_id": mail.id, **_mail_row(mail), "updated_at": now})
 
     def add_address(self, service_mail_id: str, address: str, now: datetime) -> bool:
         return self._insert_ignore(
@@ -84,23 +124,22 @@ class Repository:
         return result.first() is not None
 
     # -- changes ---------------------------------------------------------
+    def change_by_request_or_order(self, request_id: str, order_id: str) -> QuotaChange | None:
+        """The change with this request id, else the one with this order id (one query)."""
+        rows = self.conn.execute(_CHANGE_BY_REQUEST_OR_ORDER, {"r": request_id, "o": order_id})
+        found = sorted(rows, key=lambda r: r.request_id != request_id)
+        return _change(found[0]) if found else None
+
     def change_by_request(self, request_id: str) -> QuotaChange | None:
-        return self._change(t.quota_changes.c.request_id == request_id)
+        row = self.conn.execute(_CHANGE_BY_REQUEST, {"r": request_id}).one_or_none()
+        return None if row is None else _change(row)
 
     def change_by_order(self, order_id: str) -> QuotaChange | None:
-        return self._change(t.quota_changes.c.order_id == order_id)
+        row = self.conn.execute(_CHANGE_BY_ORDER, {"o": order_id}).one_or_none()
+        return None if row is None else _change(row)
 
     def has_awaiting_change(self, service_mail_id: str) -> bool:
-        return bool(
-            self.conn.execute(
-                select(
-                    exists().where(
-                        t.quota_changes.c.service_mail_id == service_mail_id,
-                        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
-                    )
-                )
-            ).scalar()
-        )
+        return bool(self.conn.execute(_AWAITING_CHANGE, {"id": service_mail_id}).scalar())
 
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         rows = self.conn.execute(
@@ -116,7 +155,7 @@ class Repository:
 
     def add_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
         self.conn.execute(
-            insert(t.quota_changes).values(**_change_row(change), created_at=now, updated_at=now)
+            insert(t.quota_changes), {**_change_row(change), "created_at": now, "updated_at": now}
         )
         self._record_transitions(change, message_id)
 
@@ -124,9 +163,7 @@ class Repository:
         if not change.transitions:
             return
         self.conn.execute(
-            update(t.quota_changes)
-            .where(t.quota_changes.c.request_id == change.request_id)
-            .values(**_change_row(change), updated_at=now)
+            _SAVE_CHANGE, {"b_id": change.request_id, **_change_row(change), "updated_at": now}
         )
         self._record_transitions(change, message_id)
 
@@ -148,43 +185,13 @@ class Repository:
             )
             change.transitions.clear()
 
-    def _change(self, condition: Any) -> QuotaChange | None:
-        row = self.conn.execute(select(t.quota_changes).where(condition)).one_or_none()
-        if row is None:
-            return None
-        return QuotaChange(
-            request_id=row.request_id,
-            order_id=row.order_id,
-            account_id=row.account_id,
-            service_mail_id=row.service_mail_id,
-            expected_address_limit=row.expected_address_limit,
-            new_address_limit=row.new_address_limit,
-            amount_due=row.amount_due,
-            currency=row.currency,
-            requested_at=row.requested_at,
-            state=ChangeState(row.state),
-            reason=row.reason,
-            detail=row.detail,
-            expires_at=row.expires_at,
-            payment_id=row.payment_id,
-        )
-
     # -- payments --------------------------------------------------------
     def payment(self, payment_id: str) -> Payment | None:
-        row = self.conn.execute(
-            select(t.payments).where(t.payments.c.payment_id == payment_id)
-        ).one_or_none()
+        row = self.conn.execute(_PAYMENT, {"id": payment_id}).one_or_none()
         return None if row is None else _payment(row)
 
     def pending_payments(self, order_id: str) -> list[Payment]:
-        rows = self.conn.execute(
-            select(t.payments)
-            .where(
-                t.payments.c.order_id == order_id,
-                t.payments.c.status == PaymentStatus.PENDING.value,
-            )
-            .order_by(t.payments.c.received_at, t.payments.c.payment_id)
-        )
+        rows = self.conn.execute(_PENDING_PAYMENTS, {"o": order_id})
         return [_payment(r) for r in rows]
 
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
@@ -200,20 +207,21 @@ class Repository:
         return [(r.payment_id, r.order_id) for r in rows]
 
     def add_payment(self, payment: Payment) -> None:
-        self.conn.execute(insert(t.payments).values(**_payment_row(payment)))
+        self.conn.execute(insert(t.payments), _payment_row(payment))
 
     def save_payment(self, payment: Payment) -> None:
         self.conn.execute(
-            update(t.payments)
-            .where(t.payments.c.payment_id == payment.payment_id)
-            .values(status=payment.status.value, refund_reason=payment.refund_reason)
+            _SAVE_PAYMENT,
+            {
+                "b_id": payment.payment_id,
+                "status": payment.status.value,
+                "refund_reason": payment.refund_reason,
+            },
         )
 
     # -- early cancels ---------------------------------------------------
     def early_cancel_reason(self, order_id: str) -> str | None:
-        return self.conn.execute(
-            select(t.early_cancels.c.reason).where(t.early_cancels.c.order_id == order_id)
-        ).scalar_one_or_none()
+        return self.conn.execute(_EARLY_CANCEL, {"o": order_id}).scalar_one_or_none()
 
     def add_early_cancel(self, order_id: str, reason: str, now: datetime) -> bool:
         return self._insert_ignore(
@@ -266,10 +274,8 @@ class Repository:
         )
 
     def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
-        dialect_insert = postgresql.insert if self.is_postgres else sqlite.insert
-        # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
-        statement = dialect_insert(table).values(**values).on_conflict_do_nothing()
-        inserted: Any = self.conn.execute(statement.returning(literal_column("1"))).first()
+        statement = _insert_ignore_statement(table, self.is_postgres)
+        inserted: Any = self.conn.execute(statement, values).first()
         return inserted is not None
 
 
@@ -314,6 +320,25 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "status": payment.status.value,
         "refund_reason": payment.refund_reason,
     }
+
+
+def _change(row: Any) -> QuotaChange:
+    return QuotaChange(
+        request_id=row.request_id,
+        order_id=row.order_id,
+        account_id=row.account_id,
+        service_mail_id=row.service_mail_id,
+        expected_address_limit=row.expected_address_limit,
+        new_address_limit=row.new_address_limit,
+        amount_due=row.amount_due,
+        currency=row.currency,
+        requested_at=row.requested_at,
+        state=ChangeState(row.state),
+        reason=row.reason,
+        detail=row.detail,
+        expires_at=row.expires_at,
+        payment_id=row.payment_id,
+    )
 
 
 def _payment(row: Any) -> Payment:

@@ -11,10 +11,11 @@ import contextlib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.stream import StreamPublisher, wake_channel
@@ -28,6 +29,31 @@ log = structlog.get_logger(__name__)
 # two relays interleaving would reorder one Service Mail's events.
 RELAY_LOCK_KEY = 0x71756F7461  # "quota"
 SAFETY_POLL_SECONDS = 1.0
+
+
+def _claim_statement(postgres: bool) -> Any:
+    """Mark the oldest unsent rows sent and return them, in one statement. On
+    PostgreSQL it also takes the relay lock; a relay without it claims nothing."""
+    oldest = (
+        select(t.outbox.c.id)
+        .where(t.outbox.c.sent_at.is_(None))
+        .order_by(t.outbox.c.id)
+        .limit(bindparam("n"))
+        .scalar_subquery()
+    )
+    claim = update(t.outbox).where(t.outbox.c.id.in_(oldest)).values(sent_at=bindparam("now"))
+    if postgres:
+        # An uncorrelated scalar subquery: PostgreSQL evaluates it once (an InitPlan).
+        claim = claim.where(
+            select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)).scalar_subquery()
+        )
+    return claim.returning(
+        t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body,
+        t.outbox.c.created_at,
+    )  # fmt: skip
+
+
+_CLAIM = {False: _claim_statement(False), True: _claim_statement(True)}
 
 
 class Relay:
@@ -46,39 +72,25 @@ class Relay:
         self.published = 0
 
     def drain_once(self) -> int:
-        """Publish up to one batch; returns how many events went out."""
+        """Publish up to one batch; returns how many events went out.
+
+        One statement claims the batch (marks it sent, returns it) inside a
+        transaction that commits only after the XADD: a crash in between rolls
+        the marks back and the same events, with the same ids, go out again.
+        """
         with self.database.engine.connect() as conn, conn.begin():
-            if (
-                conn.dialect.name == "postgresql"
-                and not conn.execute(
-                    select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
-                ).scalar()
-            ):
-                return 0
-            rows = conn.execute(
-                select(
-                    t.outbox.c.id,
-                    t.outbox.c.type,
-                    t.outbox.c.subject,
-                    t.outbox.c.body,
-                    t.outbox.c.created_at,
-                )
-                .where(t.outbox.c.sent_at.is_(None))
-                .order_by(t.outbox.c.id)
-                .limit(self.batch)
-            ).all()
+            postgres = conn.dialect.name == "postgresql"
+            sent_at = datetime.now(UTC)
+            rows = sorted(
+                conn.execute(_CLAIM[postgres], {"n": self.batch, "now": sent_at}),
+                key=lambda r: r.id,
+            )
             if not rows:
                 return 0
             self.publisher.publish(
                 [{"type": r.type, "subject": r.subject, "event": r.body} for r in rows]
             )
             self.after_publish()
-            sent_at = datetime.now(UTC)
-            conn.execute(
-                update(t.outbox)
-                .where(t.outbox.c.id.in_([r.id for r in rows]))
-                .values(sent_at=sent_at)
-            )
         self.published += len(rows)
         EVENTS_PUBLISHED.inc(len(rows))
         for row in rows:

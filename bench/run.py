@@ -74,6 +74,7 @@ class Drain:
     rate: float
     cpu_seconds: float
     peak_rss_mb: list[float]
+    server_cpu_seconds: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -224,6 +225,20 @@ def cpu_seconds(roots: list[psutil.Process]) -> float:
     return total
 
 
+SERVERS = ("postgres", "redis-server", "beam.smp")  # beam.smp: RabbitMQ
+
+
+def server_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the local database and broker servers (same machine)."""
+    used = dict.fromkeys(SERVERS, 0.0)
+    for p in psutil.process_iter(["name", "cpu_times"]):
+        name = p.info["name"] or ""
+        for server in SERVERS:
+            if name.startswith(server) and p.info["cpu_times"] is not None:
+                used[server] += p.info["cpu_times"].user + p.info["cpu_times"].system
+    return used
+
+
 def peak_rss_mb(roots: list[psutil.Process]) -> list[float]:
     """VmHWM (peak resident set) of every Celery worker process, parents and pool children."""
     peaks = []
@@ -294,7 +309,7 @@ class Bench:
         log(f"preloading {len(workload.messages)} messages")
         self.publish(workload.messages)
         self.events.reset()
-        cpu_before = cpu_seconds(roots)
+        cpu_before, servers_before = cpu_seconds(roots), server_cpu()
         self.set_consuming(names, on=True)
         total = len(workload.messages)
         last_progress, last_count = time.monotonic(), -1
@@ -308,9 +323,11 @@ class Bench:
                 raise RuntimeError(f"no progress for 60 s at {done} of {total} messages")
             time.sleep(0.2)
         cpu = cpu_seconds(roots) - cpu_before
+        servers = {k: round(v - servers_before[k], 2) for k, v in server_cpu().items()
+                   if v - servers_before[k] > 0.05}  # fmt: skip
         seconds = self.events.last_succeeded - (self.events.first_received or 0.0)
         return Drain(total, round(seconds, 3), round(total / seconds, 1), round(cpu, 2),
-                     peak_rss_mb(roots))  # fmt: skip
+                     peak_rss_mb(roots), servers)  # fmt: skip
 
     def baseline(self) -> Drain:
         layout = self.options
@@ -545,6 +562,12 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
 
 
+def _per_order(drain: dict[str, Any], orders: int) -> str:
+    return " + ".join(
+        f"{1000 * v / orders:.2f}" for _k, v in sorted(drain["server_cpu_seconds"].items())
+    )
+
+
 def table(r: dict[str, Any]) -> str:
     base, quota = r["baseline"], r["quota_worker"]
     o = r["options"]
@@ -560,6 +583,8 @@ def table(r: dict[str, Any]) -> str:
         f"| orders completed/s | | {r['orders_per_second']} |",
         f"| CPU ms per order (all worker processes) | {r['baseline_cpu_ms_per_order']} | "
         f"{r['cpu_ms_per_order']} |",
+        f"| server CPU ms per order ({', '.join(sorted(quota['server_cpu_seconds']))}) | "
+        f"{_per_order(base, o['orders'])} | {_per_order(quota, o['orders'])} |",
         f"| peak RSS per process, MB | {max(base['peak_rss_mb'], default=0)} | "
         f"{max(quota['peak_rss_mb'], default=0)} |",
     ]

@@ -74,6 +74,8 @@ class Drain:
     rate: float
     cpu_seconds: float
     peak_rss_mb: list[float]
+    rss_mb_start: float = 0.0
+    rss_mb_end: float = 0.0
     server_cpu_seconds: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -239,6 +241,19 @@ def server_cpu() -> dict[str, float]:
     return used
 
 
+def celery_rss_mb(roots: list[psutil.Process]) -> float:
+    """Resident memory of all Celery worker processes now (parents and pool children)."""
+    total = 0
+    for root in roots:
+        for p in tree(root):
+            try:
+                if "celery" in " ".join(p.cmdline()):
+                    total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+    return round(total / 2**20, 1)
+
+
 def peak_rss_mb(roots: list[psutil.Process]) -> list[float]:
     """VmHWM (peak resident set) of every Celery worker process, parents and pool children."""
     peaks = []
@@ -310,6 +325,7 @@ class Bench:
         self.publish(workload.messages)
         self.events.reset()
         cpu_before, servers_before = cpu_seconds(roots), server_cpu()
+        rss_start = celery_rss_mb(roots)
         self.set_consuming(names, on=True)
         total = len(workload.messages)
         last_progress, last_count = time.monotonic(), -1
@@ -327,7 +343,7 @@ class Bench:
                    if v - servers_before[k] > 0.05}  # fmt: skip
         seconds = self.events.last_succeeded - (self.events.first_received or 0.0)
         return Drain(total, round(seconds, 3), round(total / seconds, 1), round(cpu, 2),
-                     peak_rss_mb(roots), servers)  # fmt: skip
+                     peak_rss_mb(roots), rss_start, celery_rss_mb(roots), servers)  # fmt: skip
 
     def baseline(self) -> Drain:
         layout = self.options
@@ -585,6 +601,8 @@ def table(r: dict[str, Any]) -> str:
         f"{r['cpu_ms_per_order']} |",
         f"| server CPU ms per order ({', '.join(sorted(quota['server_cpu_seconds']))}) | "
         f"{_per_order(base, o['orders'])} | {_per_order(quota, o['orders'])} |",
+        f"| RSS of all worker processes, start → end of drain, MB | {base['rss_mb_start']} → "
+        f"{base['rss_mb_end']} | {quota['rss_mb_start']} → {quota['rss_mb_end']} |",
         f"| peak RSS per process, MB | {max(base['peak_rss_mb'], default=0)} | "
         f"{max(quota['peak_rss_mb'], default=0)} |",
     ]

@@ -39,18 +39,18 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
             return "duplicate"
         uow.emit([change.reject(_conflict(existing, change), now)])
         return "rejected:idempotency_conflict"
-    mail = repo.service_mail_for_update(cmd.service_mail_id)
+    mail, other_change_awaiting = repo.service_mail_and_awaiting(cmd.service_mail_id)
     events = change.receive(
         mail,
         deps.plans,
-        other_change_awaiting=mail is not None and repo.has_awaiting_change(mail.id),
+        other_change_awaiting=other_change_awaiting,
         now=now,
         payment_timeout=deps.payment_timeout,
     )
-    early_cancel = repo.early_cancel_reason(cmd.order_id)
+    early_cancel, held_payments = repo.order_facts(cmd.order_id)
     if early_cancel is not None:
         events += change.cancel(early_cancel, now)
-    for payment in repo.pending_payments(cmd.order_id):
+    for payment in held_payments:
         events += change.pay(payment, mail, deps.plans, now)
         repo.save_payment(payment)
         _observe_payment(payment, now)

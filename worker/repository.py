@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Table,
+    and_,
     bindparam,
     delete,
     exists,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -29,7 +31,37 @@ _LOCK_ORDER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam(
 _MAIL_FOR_UPDATE = (
     select(t.service_mails).where(t.service_mails.c.id == bindparam("id")).with_for_update()
 )
-_ADDRESSES_IN_USE = select(func.count()).where(t.addresses.c.service_mail_id == bindparam("id"))
+_ADDRESSES_IN_USE = (
+    select(func.count()).where(t.addresses.c.service_mail_id == bindparam("id")).scalar_subquery()
+)
+_AWAITING = exists().where(
+    t.quota_changes.c.service_mail_id == bindparam("id"),
+    t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+)
+# A and whether another change awaits payment, in one statement run after the row lock.
+_MAIL_FACTS = select(_ADDRESSES_IN_USE.label("in_use"), _AWAITING.label("awaiting"))
+_ONE_ROW = select(literal(1).label("one")).subquery()
+# An order's held payments and early cancel, in one statement: one row at least
+# (the LEFT JOIN), the payment's columns NULL when none is held.
+_ORDER_FACTS = (
+    select(
+        t.payments,
+        select(t.early_cancels.c.reason)
+        .where(t.early_cancels.c.order_id == bindparam("o"))
+        .scalar_subquery()
+        .label("early_cancel"),
+    )
+    .select_from(
+        _ONE_ROW.outerjoin(
+            t.payments,
+            and_(
+                t.payments.c.order_id == bindparam("o"),
+                t.payments.c.status == PaymentStatus.PENDING.value,
+            ),
+        )
+    )
+    .order_by(t.payments.c.received_at, t.payments.c.payment_id)
+)
 _SAVE_MAIL = update(t.service_mails).where(t.service_mails.c.id == bindparam("b_id"))
 _CHANGE_BY_REQUEST = select(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("r"))
 _CHANGE_BY_ORDER = select(t.quota_changes).where(t.quota_changes.c.order_id == bindparam("o"))
@@ -38,24 +70,9 @@ _CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
         t.quota_changes.c.request_id == bindparam("r"), t.quota_changes.c.order_id == bindparam("o")
     )
 )
-_AWAITING_CHANGE = select(
-    exists().where(
-        t.quota_changes.c.service_mail_id == bindparam("id"),
-        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
-    )
-)
 _SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
 _PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
-_PENDING_PAYMENTS = (
-    select(t.payments)
-    .where(
-        t.payments.c.order_id == bindparam("o"),
-        t.payments.c.status == PaymentStatus.PENDING.value,
-    )
-    .order_by(t.payments.c.received_at, t.payments.c.payment_id)
-)
 _SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
-_EARLY_CANCEL = select(t.early_cancels.c.reason).where(t.early_cancels.c.order_id == bindparam("o"))
 _INSERT_IGNORE: dict[tuple[str, bool], Any] = {}
 
 
@@ -86,21 +103,27 @@ class Repository:
 
     # -- service mails ---------------------------------------------------
     def service_mail_for_update(self, service_mail_id: str) -> ServiceMail | None:
+        return self.service_mail_and_awaiting(service_mail_id)[0]
+
+    def service_mail_and_awaiting(self, service_mail_id: str) -> tuple[ServiceMail | None, bool]:
+        """The Service Mail, row-locked, with A counted; and whether a change of it awaits
+        payment."""
         row = self.conn.execute(_MAIL_FOR_UPDATE, {"id": service_mail_id}).one_or_none()
         if row is None:
-            return None
+            return None, False
         # Counted after the row lock is held, in a statement of its own: a subquery of
         # the locking SELECT would see the snapshot taken before waiting for the lock.
-        in_use = self.conn.execute(_ADDRESSES_IN_USE, {"id": service_mail_id}).scalar_one()
-        return ServiceMail(
+        facts = self.conn.execute(_MAIL_FACTS, {"id": service_mail_id}).one()
+        mail = ServiceMail(
             id=row.id,
             account_id=row.account_id,
             plan=row.plan,
             address_limit=row.address_limit,
             ksuite_id=row.ksuite_id,
             version=row.version,
-            addresses_in_use=in_use,
+            addresses_in_use=facts.in_use,
         )
+        return mail, bool(facts.awaiting)
 
     def add_service_mail_if_absent(self, mail: ServiceMail, now: datetime) -> bool:
         return self._insert_ignore(t.service_mails, {**_mail_row(mail), "updated_at": now})
@@ -137,9 +160,6 @@ class Repository:
     def change_by_order(self, order_id: str) -> QuotaChange | None:
         row = self.conn.execute(_CHANGE_BY_ORDER, {"o": order_id}).one_or_none()
         return None if row is None else _change(row)
-
-    def has_awaiting_change(self, service_mail_id: str) -> bool:
-        return bool(self.conn.execute(_AWAITING_CHANGE, {"id": service_mail_id}).scalar())
 
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         rows = self.conn.execute(
@@ -190,9 +210,11 @@ class Repository:
         row = self.conn.execute(_PAYMENT, {"id": payment_id}).one_or_none()
         return None if row is None else _payment(row)
 
-    def pending_payments(self, order_id: str) -> list[Payment]:
-        rows = self.conn.execute(_PENDING_PAYMENTS, {"o": order_id})
-        return [_payment(r) for r in rows]
+    def order_facts(self, order_id: str) -> tuple[str | None, list[Payment]]:
+        """What came for an order before its request: the early cancel's reason, if any,
+        and the payments held for it (oldest first)."""
+        rows = self.conn.execute(_ORDER_FACTS, {"o": order_id}).all()
+        return rows[0].early_cancel, [_payment(r) for r in rows if r.payment_id is not None]
 
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
         rows = self.conn.execute(
@@ -220,9 +242,6 @@ class Repository:
         )
 
     # -- early cancels ---------------------------------------------------
-    def early_cancel_reason(self, order_id: str) -> str | None:
-        return self.conn.execute(_EARLY_CANCEL, {"o": order_id}).scalar_one_or_none()
-
     def add_early_cancel(self, order_id: str, reason: str, now: datetime) -> bool:
         return self._insert_ignore(
             t.early_cancels, {"order_id": order_id, "reason": reason, "received_at": now}

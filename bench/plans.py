@@ -1,0 +1,102 @@
+"""The query plans of every statement on the hot path, on a table of many Service Mails.
+
+    python -m bench.plans --database-url postgresql+psycopg://postgres@localhost/postgres
+
+Creates a fresh database, puts --mails Service Mails in it and plays --orders
+orders through the bus (so every table holds rows), runs ANALYZE, then prints
+EXPLAIN for each statement the worker runs per message, and the relay's and the
+sweep's, as Markdown. A plan with a sequential scan of a large table is the
+sign of a missing index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+
+from bench.run import database, seed_mails
+from bench.workload import generate, mail_id
+from events.inbound import INBOUND
+from events.translate import to_command
+from worker import relay, repository
+from worker import tables as t
+from worker.bootstrap import build
+from worker.settings import Settings
+
+
+def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(name, statement, parameters) for every hot-path statement."""
+    mail, order, now = mail_id(tag, 7), f"ord-{tag}-7", datetime.now(UTC)
+    sweep_due = (
+        select(t.quota_changes.c.request_id)
+        .where(t.quota_changes.c.state == "awaiting_payment", t.quota_changes.c.expires_at <= now)
+        .order_by(t.quota_changes.c.expires_at)
+        .limit(500)
+    )
+    sweep_payments = (
+        select(t.payments.c.payment_id)
+        .where(t.payments.c.status == "pending", t.payments.c.received_at <= now)
+        .order_by(t.payments.c.received_at)
+        .limit(500)
+    )
+    processed = repository._insert_ignore_statement(t.processed_messages, True)
+    return [
+        ("lock the order", repository._LOCK_ORDER, {"order_id": order}),
+        ("Service Mail, row lock", repository._MAIL_FOR_UPDATE, {"id": mail}),
+        ("A and awaiting change", repository._MAIL_FACTS, {"id": mail}),
+        ("change by request or order", repository._CHANGE_BY_REQUEST_OR_ORDER,
+         {"r": f"req-{tag}-7", "o": order}),
+        ("change by order", repository._CHANGE_BY_ORDER, {"o": order}),
+        ("payment by id", repository._PAYMENT, {"id": f"pay-{tag}-7"}),
+        ("held payments and early cancel", repository._ORDER_FACTS, {"o": order}),
+        ("processed message (insert or conflict)", processed,
+         {"message_id": "m-x", "task": "t", "outcome": "o", "order_id": order,
+          "processed_at": now}),
+        ("relay: claim a batch", relay._CLAIM[True], {"n": 500, "now": now}),
+        ("sweep: changes past their timeout", sweep_due, {}),
+        ("sweep: unmatched payments", sweep_payments, {}),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", required=True, help="a PostgreSQL server URL")
+    parser.add_argument("--mails", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, default=2_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="qplan-", dir="/tmp"))
+    tag = uuid.uuid4().hex[:6]
+    with database(args.database_url, work, f"plans_{tag}") as url:
+        seed_mails(url, tag, args.mails)
+        settings = Settings(database_url=url, redis_url="redis://127.0.0.1:1/0",
+                            events_stream="unused")  # fmt: skip
+        container = build(settings)
+        container.redis.publish = lambda *a, **k: 0  # type: ignore[method-assign]
+        workload = generate(tag, args.mails, args.orders)
+        for n, m in enumerate(workload.messages):
+            command = to_command(INBOUND[m.name][1].model_validate(m.payload))
+            container.bus.handle(command, message_id=f"plan-{n}", task=m.name)
+        container.database.dispose()
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE"))
+            print(f"Plans on PostgreSQL with {args.mails} Service Mails and {args.orders} "
+                  "orders played through the bus:\n")  # fmt: skip
+            for name, statement, params in statements(tag):
+                compiled = statement.compile(dialect=conn.dialect)
+                with conn.begin():
+                    plan = conn.execute(text("EXPLAIN " + str(compiled)),
+                                        {**compiled.params, **params}).scalars().all()  # fmt: skip
+                    conn.rollback()
+                print(f"**{name}**\n```\n" + "\n".join(plan) + "\n```\n")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -41,8 +41,12 @@ _layout_options: list[Callable[[Any], Any]] = [
     click.option(
         "--concurrency",
         type=click.IntRange(1, 256),
-        default=lambda: int(os.environ.get("QUOTA_WORKER_CONCURRENCY", str(os.cpu_count() or 1))),
-        show_default="QUOTA_WORKER_CONCURRENCY or the number of CPUs",
+        # A task waits on the database about half of its time (measured, docs/PERFORMANCE.md):
+        # two pool slots per CPU keep the CPUs busy while others wait.
+        default=lambda: int(
+            os.environ.get("QUOTA_WORKER_CONCURRENCY", str(2 * (os.cpu_count() or 1)))
+        ),
+        show_default="QUOTA_WORKER_CONCURRENCY or twice the number of CPUs",
         help="Pool size of each worker process.",
     ),
     click.option(

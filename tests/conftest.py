@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from tests.helpers import RUN, short_tmp
 from worker.embedded import EmbeddedRedis
-from worker.migrate import upgrade
+from worker.migrate import scratch_database
 
 
 @dataclass(frozen=True)
@@ -88,24 +87,12 @@ def redis_urls(embedded_redis: EmbeddedRedis | None) -> tuple[str, str]:
 @contextmanager
 def migrated_database(data_dir: Path, suite: str) -> Iterator[str]:
     """A fresh, migrated database for one suite: an SQLite file, or a new PostgreSQL database."""
-    configured = os.environ.get("QUOTA_TEST_DATABASE_URL")
-    if not configured:
-        url = f"sqlite:///{data_dir / f'{suite}.sqlite3'}"
-        upgrade(url)
+    with scratch_database(
+        os.environ.get("QUOTA_TEST_DATABASE_URL"),
+        data_dir / f"{suite}.sqlite3",
+        f"quota_test_{RUN}_{suite}",
+    ) as url:
         yield url
-        return
-    admin = create_engine(configured, isolation_level="AUTOCOMMIT")
-    name = f"quota_test_{RUN}_{suite}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(configured).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_services(

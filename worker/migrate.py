@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -40,3 +42,28 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+@contextmanager
+def scratch_database(server_url: str | None, sqlite_file: Path, name: str) -> Iterator[str]:
+    """A fresh, migrated database, gone afterwards (tests, the benchmark): the SQLite file
+    `sqlite_file` when `server_url` is None or SQLite, else a new database `name` on that
+    PostgreSQL server, dropped on exit."""
+    if server_url is None or server_url.startswith("sqlite"):
+        url = f"sqlite:///{sqlite_file}"
+        upgrade(url)
+        yield url
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

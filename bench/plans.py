@@ -2,8 +2,9 @@
 
     python -m bench.plans --database-url postgresql+psycopg://postgres@localhost/postgres
 
-Creates a fresh database, puts --mails Service Mails in it and plays --orders
-orders through the bus (so every table holds rows), runs ANALYZE, then prints
+Creates a fresh database, puts --mails Service Mails in it, plays --orders
+orders through the bus and adds addresses and early cancels (so every table
+holds rows), runs ANALYZE, then prints
 EXPLAIN for each statement the worker runs per message, and the relay's and the
 sweep's, as Markdown. A plan with a sequential scan of a large table is the
 sign of a missing index.
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, insert, select, text
 
 from bench.run import database, seed_mails
 from bench.workload import generate, mail_id
@@ -84,16 +85,27 @@ def main() -> None:
             container.bus.handle(command, message_id=f"plan-{n}", task=m.name)
         container.database.dispose()
         engine = create_engine(url)
-        with engine.connect() as conn:
+        with engine.begin() as conn:  # the tables the workload leaves empty
+            conn.execute(insert(t.addresses), [
+                {"service_mail_id": mail_id(tag, n), "address": f"u{k}@{n}.example.ch",
+                 "created_at": datetime.now(UTC)} for n in range(0, args.mails, 10)
+                for k in range(3)])  # fmt: skip
+            conn.execute(insert(t.early_cancels), [
+                {"order_id": f"early-{n}", "reason": "cart left", "received_at": datetime.now(UTC)}
+                for n in range(2000)])  # fmt: skip
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
+        with engine.connect() as conn:
             print(f"Plans on PostgreSQL with {args.mails} Service Mails and {args.orders} "
                   "orders played through the bus:\n")  # fmt: skip
             for name, statement, params in statements(tag):
                 compiled = statement.compile(dialect=conn.dialect)
-                with conn.begin():
-                    plan = conn.execute(text("EXPLAIN " + str(compiled)),
-                                        {**compiled.params, **params}).scalars().all()  # fmt: skip
-                    conn.rollback()
+                plan = (
+                    conn.exec_driver_sql("EXPLAIN " + str(compiled), {**compiled.params, **params})
+                    .scalars()
+                    .all()
+                )
+                conn.rollback()
                 print(f"**{name}**\n```\n" + "\n".join(plan) + "\n```\n")
         engine.dispose()
 

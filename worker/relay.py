@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import any_, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.stream import StreamPublisher, wake_channel
@@ -39,14 +39,18 @@ def _claim_statement(postgres: bool) -> Any:
         .where(t.outbox.c.sent_at.is_(None))
         .order_by(t.outbox.c.id)
         .limit(bindparam("n"))
-        .scalar_subquery()
     )
-    claim = update(t.outbox).where(t.outbox.c.id.in_(oldest)).values(sent_at=bindparam("now"))
     if postgres:
+        # id = ANY(ARRAY(subquery)): the batch's ids are computed once (an InitPlan) and
+        # looked up by primary key; `id IN (subquery)` was planned as a hash join over a
+        # sequential scan of the whole outbox, which grows with every event ever sent.
+        batch = t.outbox.c.id == any_(func.array(oldest.scalar_subquery()))
         # An uncorrelated scalar subquery: PostgreSQL evaluates it once (an InitPlan).
-        claim = claim.where(
-            select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)).scalar_subquery()
-        )
+        lock = select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)).scalar_subquery()
+        claim = update(t.outbox).where(batch, lock)
+    else:
+        claim = update(t.outbox).where(t.outbox.c.id.in_(oldest.scalar_subquery()))
+    claim = claim.values(sent_at=bindparam("now"))
     return claim.returning(
         t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body,
         t.outbox.c.created_at,

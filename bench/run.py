@@ -205,12 +205,14 @@ def tree(process: psutil.Process) -> list[psutil.Process]:
 
 
 def cpu_seconds(roots: list[psutil.Process]) -> float:
+    """CPU of the process trees, counting pool children that already exited (a prefork
+    child is replaced after worker_max_tasks_per_child tasks; its parent reaped it)."""
     total = 0.0
     for root in roots:
         for p in tree(root):
             try:
                 t = p.cpu_times()
-                total += t.user + t.system
+                total += t.user + t.system + t.children_user + t.children_system
             except psutil.NoSuchProcess:
                 continue
     return total

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help venv demo dev run test test-unit test-services reliability contract bench bench-quick lint format clean
+.PHONY: help venv demo dev run test test-unit test-services reliability contract contract-html bench bench-quick lint format clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI) from the mo
 	  test -d tools/asyncapi/node_modules || npm ci --prefix tools/asyncapi --no-audit --no-fund; \
 	  node tools/asyncapi/validate.mjs contract/asyncapi.yaml; \
 	else echo "node not found: contract/asyncapi.yaml not validated"; fi
+
+contract-html: contract  ## render contract/asyncapi.yaml to build/asyncapi/index.html (AsyncAPI generator, HTML template)
+	test -d tools/asyncapi-html/node_modules || PUPPETEER_SKIP_DOWNLOAD=1 npm ci --prefix tools/asyncapi-html --no-audit --no-fund
+	node tools/asyncapi-html/render.mjs contract/asyncapi.yaml build/asyncapi
 
 lint: $(STAMP)  ## ruff, ruff format --check, mypy (strict)
 	$(BIN)/ruff check .

@@ -19,12 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, insert, text
 
-from bench.run import database, seed_mails
+from bench.run import database, seed_mails, through_bus
 from bench.workload import generate, mail_id
-from events.inbound import INBOUND
-from events.translate import to_command
 from worker import relay, repository
 from worker import tables as t
 from worker.bootstrap import build
@@ -34,23 +32,12 @@ from worker.settings import Settings
 def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, statement, parameters) for every hot-path statement."""
     mail, order, now = mail_id(tag, 7), f"ord-{tag}-7", datetime.now(UTC)
-    sweep_due = (
-        select(t.quota_changes.c.request_id)
-        .where(t.quota_changes.c.state == "awaiting_payment", t.quota_changes.c.expires_at <= now)
-        .order_by(t.quota_changes.c.expires_at)
-        .limit(500)
-    )
-    sweep_payments = (
-        select(t.payments.c.payment_id)
-        .where(t.payments.c.status == "pending", t.payments.c.received_at <= now)
-        .order_by(t.payments.c.received_at)
-        .limit(500)
-    )
-    processed = repository._insert_ignore_statement(t.processed_messages, True)
+    processed = repository.insert_ignore_statement(t.processed_messages, True)
     return [
         ("lock the order", repository._LOCK_ORDER, {"order_id": order}),
         ("Service Mail, row lock", repository._MAIL_FOR_UPDATE, {"id": mail}),
-        ("A and awaiting change", repository._MAIL_FACTS, {"id": mail}),
+        ("A (payment, address paths)", repository._MAIL_IN_USE, {"id": mail}),
+        ("A and awaiting change (request path)", repository._MAIL_FACTS, {"id": mail}),
         ("change by request or order", repository._CHANGE_BY_REQUEST_OR_ORDER,
          {"r": f"req-{tag}-7", "o": order}),
         ("change by order", repository._CHANGE_BY_ORDER, {"o": order}),
@@ -60,8 +47,9 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
          {"message_id": "m-x", "task": "t", "outcome": "o", "order_id": order,
           "processed_at": now}),
         ("relay: claim a batch", relay._CLAIM[True], {"n": 500, "now": now}),
-        ("sweep: changes past their timeout", sweep_due, {}),
-        ("sweep: unmatched payments", sweep_payments, {}),
+        ("sweep: changes past their timeout", repository.DUE_CHANGES, {"now": now, "n": 500}),
+        ("sweep: unmatched payments", repository.UNMATCHED_PAYMENTS,
+         {"before": now, "n": 500}),
     ]  # fmt: skip
 
 
@@ -80,9 +68,7 @@ def main() -> None:
         container = build(settings)
         container.redis.publish = lambda *a, **k: 0  # type: ignore[method-assign]
         workload = generate(tag, args.mails, args.orders)
-        for n, m in enumerate(workload.messages):
-            command = to_command(INBOUND[m.name][1].model_validate(m.payload))
-            container.bus.handle(command, message_id=f"plan-{n}", task=m.name)
+        through_bus(container, workload, "plan")
         container.database.dispose()
         engine = create_engine(url)
         with engine.begin() as conn:  # the tables the workload leaves empty

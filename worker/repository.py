@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +39,8 @@ _AWAITING = exists().where(
     t.quota_changes.c.service_mail_id == bindparam("id"),
     t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
 )
-# A and whether another change awaits payment, in one statement run after the row lock.
+# Run after the row lock: A alone, or A and whether another change awaits payment.
+_MAIL_IN_USE = select(_ADDRESSES_IN_USE.label("in_use"), literal(False).label("awaiting"))
 _MAIL_FACTS = select(_ADDRESSES_IN_USE.label("in_use"), _AWAITING.label("awaiting"))
 _ONE_ROW = select(literal(1).label("one")).subquery()
 # An order's held payments and early cancel, in one statement: one row at least
@@ -73,18 +75,34 @@ _CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
 _SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
 _PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
 _SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
-_INSERT_IGNORE: dict[tuple[str, bool], Any] = {}
+# The sweep's: bounded, and each served by a partial index (ix_quota_changes_awaiting_expiry,
+# ix_payments_pending).
+DUE_CHANGES = (
+    select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
+    .where(
+        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+        t.quota_changes.c.expires_at <= bindparam("now"),
+    )
+    .order_by(t.quota_changes.c.expires_at)
+    .limit(bindparam("n"))
+)
+UNMATCHED_PAYMENTS = (
+    select(t.payments.c.payment_id, t.payments.c.order_id)
+    .where(
+        t.payments.c.status == PaymentStatus.PENDING.value,
+        t.payments.c.received_at <= bindparam("before"),
+    )
+    .order_by(t.payments.c.received_at)
+    .limit(bindparam("n"))
+)
 
 
-def _insert_ignore_statement(table: Table, postgres: bool) -> Any:
-    key = (table.name, postgres)
-    if key not in _INSERT_IGNORE:
-        dialect_insert = postgresql.insert if postgres else sqlite.insert
-        # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
-        _INSERT_IGNORE[key] = (
-            dialect_insert(table).on_conflict_do_nothing().returning(literal_column("1"))
-        )
-    return _INSERT_IGNORE[key]
+@functools.cache
+def insert_ignore_statement(table: Table, postgres: bool) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING 1, built once per table and dialect."""
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
+    return dialect_insert(table).on_conflict_do_nothing().returning(literal_column("1"))
 
 
 class Repository:
@@ -103,17 +121,21 @@ class Repository:
 
     # -- service mails ---------------------------------------------------
     def service_mail_for_update(self, service_mail_id: str) -> ServiceMail | None:
-        return self.service_mail_and_awaiting(service_mail_id)[0]
+        """The Service Mail, row-locked, with A counted."""
+        return self._locked_mail(service_mail_id, _MAIL_IN_USE)[0]
 
     def service_mail_and_awaiting(self, service_mail_id: str) -> tuple[ServiceMail | None, bool]:
         """The Service Mail, row-locked, with A counted; and whether a change of it awaits
         payment."""
+        return self._locked_mail(service_mail_id, _MAIL_FACTS)
+
+    def _locked_mail(self, service_mail_id: str, facts: Any) -> tuple[ServiceMail | None, bool]:
         row = self.conn.execute(_MAIL_FOR_UPDATE, {"id": service_mail_id}).one_or_none()
         if row is None:
             return None, False
         # Counted after the row lock is held, in a statement of its own: a subquery of
         # the locking SELECT would see the snapshot taken before waiting for the lock.
-        facts = self.conn.execute(_MAIL_FACTS, {"id": service_mail_id}).one()
+        counted = self.conn.execute(facts, {"id": service_mail_id}).one()
         mail = ServiceMail(
             id=row.id,
             account_id=row.account_id,
@@ -121,9 +143,9 @@ class Repository:
             address_limit=row.address_limit,
             ksuite_id=row.ksuite_id,
             version=row.version,
-            addresses_in_use=facts.in_use,
+            addresses_in_use=counted.in_use,
         )
-        return mail, bool(facts.awaiting)
+        return mail, bool(counted.awaiting)
 
     def add_service_mail_if_absent(self, mail: ServiceMail, now: datetime) -> bool:
         return self._insert_ignore(t.service_mails, {**_mail_row(mail), "updated_at": now})
@@ -162,15 +184,7 @@ class Repository:
         return None if row is None else _change(row)
 
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        rows = self.conn.execute(
-            select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
-            .where(
-                t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
-                t.quota_changes.c.expires_at <= now,
-            )
-            .order_by(t.quota_changes.c.expires_at)
-            .limit(limit)
-        )
+        rows = self.conn.execute(DUE_CHANGES, {"now": now, "n": limit})
         return [(r.request_id, r.order_id) for r in rows]
 
     def add_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
@@ -217,15 +231,7 @@ class Repository:
         return rows[0].early_cancel, [_payment(r) for r in rows if r.payment_id is not None]
 
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
-        rows = self.conn.execute(
-            select(t.payments.c.payment_id, t.payments.c.order_id)
-            .where(
-                t.payments.c.status == PaymentStatus.PENDING.value,
-                t.payments.c.received_at <= received_before,
-            )
-            .order_by(t.payments.c.received_at)
-            .limit(limit)
-        )
+        rows = self.conn.execute(UNMATCHED_PAYMENTS, {"before": received_before, "n": limit})
         return [(r.payment_id, r.order_id) for r in rows]
 
     def add_payment(self, payment: Payment) -> None:
@@ -293,7 +299,7 @@ class Repository:
         )
 
     def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
-        statement = _insert_ignore_statement(table, self.is_postgres)
+        statement = insert_ignore_statement(table, self.is_postgres)
         inserted: Any = self.conn.execute(statement, values).first()
         return inserted is not None
 

@@ -72,7 +72,7 @@ class UnitOfWork:
         order_id: str | None = None,
     ) -> bool:
         """Commit everything at once; False, with nothing written, if `message_id` was
-        already processed (its first delivery committed while this one ran)."""
+        already processed (a redelivery: its processed row is already there)."""
         assert self._conn is not None and self._tx is not None
         if message_id is not None and not self.repo.mark_processed(
             message_id, task, outcome, order_id, now

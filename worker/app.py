@@ -8,7 +8,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
-from worker import logs
+from worker import logs, transport
 from worker.settings import Settings
 
 # Redis redelivers a message not acknowledged within this many seconds. It
@@ -24,10 +24,10 @@ MAX_RETRY_COUNTDOWN = 20
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.broker()
-    transport: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     redis_broker = broker.startswith(("redis", "rediss"))
     if redis_broker:
-        transport = {
+        options = {
             "visibility_timeout": VISIBILITY_TIMEOUT,
             # Scan for unacknowledged messages every 10 s (kombu's default is
             # every ~100 s), so the timeout above is what bounds recovery.
@@ -39,10 +39,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "health_check_interval": 25,
         }
     elif broker.startswith(("amqp", "pyamqp")):
-        transport = {"confirm_publish": True}
+        options = {"confirm_publish": True}
     return {
         "broker_url": broker,
-        "broker_transport_options": transport,
+        "broker_transport_options": options,
         "broker_connection_retry": True,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # forever: a broker restart is not fatal
@@ -76,6 +76,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": QUEUES[0],
         "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
     }
+
+
+# On Redis, a message is popped and recorded as unacknowledged in one atomic
+# step, so a killed worker cannot lose it (kombu#305; see worker/transport.py).
+transport.install()
 
 
 def create_app(settings: Settings | None = None) -> Celery:

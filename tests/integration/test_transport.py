@@ -1,0 +1,191 @@
+"""worker.transport on a real Redis: a taken message is always either queued or recorded.
+
+The crash is a consumer that sent its pop and never read the reply (killed
+then): Redis has taken the message either way; only the unacked record it
+left behind can bring it back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Exchange, Queue
+
+from tests.helpers import RUN, wait_until
+
+# Chosen by URL scheme: kombu takes the transport of a "redis+socket://" URL
+# from its scheme even when one is passed by name.
+STOCK = "qt-kombu-redis"
+ATOMIC = "redis"  # worker.app installed worker.transport for it
+
+
+@pytest.fixture(autouse=True)
+def stock_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kombu.transport
+
+    import worker.app  # noqa: F401  (installs the atomic transport)
+
+    monkeypatch.setitem(kombu.transport.TRANSPORT_ALIASES, STOCK, "kombu.transport.redis:Transport")
+
+
+class Broker:
+    def __init__(self, urls: tuple[str, str], name: str) -> None:
+        self.url, self.name = urls[1], name
+        self.client = redis.Redis.from_url(urls[0])
+        self.unacked, self.index = f"{name}.unacked", f"{name}.unacked_index"
+
+    def connection(self, transport: str, visibility_timeout: float = 3600) -> Connection:
+        scheme, _, rest = self.url.partition("://")
+        _, plus, variant = scheme.partition("+")  # redis+socket://
+        return Connection(
+            f"{transport}{plus}{variant}://{rest}",
+            transport_options={
+                "unacked_key": self.unacked,
+                "unacked_index_key": self.index,
+                "unacked_mutex_key": f"{self.name}.unacked_mutex",
+                "visibility_timeout": visibility_timeout,
+            },
+        )
+
+    def queue(self, suffix: str) -> Queue:
+        name = f"{self.name}.{suffix}"
+        return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+    def publish(self, queue: Queue, body: dict[str, Any], priority: int = 0) -> None:
+        with self.connection(STOCK) as conn:
+            conn.Producer().publish(
+                body,
+                exchange=queue.exchange,
+                routing_key=queue.routing_key,
+                declare=[queue],
+                priority=priority,
+            )
+
+    def queued(self, queue: Queue) -> int:
+        return sum(int(self.client.llen(key)) for key in self.client.keys(f"{queue.name}*"))
+
+    def recorded(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(raw)[0] for raw in self.client.hvals(self.unacked)]
+
+    def cleanup(self) -> None:
+        keys = list(self.client.scan_iter(f"{self.name}*")) + list(
+            self.client.scan_iter(f"_kombu.binding.{self.name}*")
+        )
+        if keys:
+            self.client.delete(*keys)
+
+
+@pytest.fixture
+def broker(redis_urls: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[Broker]:
+    broker = Broker(redis_urls, f"qt-transport.{RUN}.{request.node.name}")
+    yield broker
+    broker.cleanup()
+
+
+def abandoned_pop(broker: Broker, transport: str, queue: Queue) -> None:
+    """A consumer that sends its pop and dies before it reads the reply."""
+    conn = broker.connection(transport)
+    channel = conn.default_channel
+    assert (type(conn.transport).__module__ == "worker.transport") == (transport == ATOMIC)
+    consumer = conn.Consumer([queue], callbacks=[lambda body, message: None])
+    consumer.consume()
+    conn.transport.cycle.on_poll_start()  # sends BRPOP / the pop script
+    assert wait_until(lambda: broker.queued(queue) == 0, 5), "the pop never reached Redis"
+    # Killed here: the reply is never read, nothing is acknowledged or restored.
+    channel.client.connection.disconnect()
+
+
+def consume(conn: Connection, queues: list[Queue], count: int) -> list[tuple[str, Any]]:
+    got: list[tuple[str, Any]] = []
+
+    def on_message(body: Any, message: Any) -> None:
+        got.append((message.delivery_info["routing_key"], body))
+        message.ack()
+
+    with conn.Consumer(queues, callbacks=[on_message]):
+        deadline = time.monotonic() + 10
+        while len(got) < count and time.monotonic() < deadline:
+            try:
+                conn.drain_events(timeout=1)
+            except TimeoutError:
+                pass
+    return got
+
+
+def test_a_message_taken_by_a_consumer_killed_before_it_read_it_stays_recorded(
+    broker: Broker,
+) -> None:
+    queue = broker.queue("orders")
+    broker.publish(queue, {"n": 1})
+
+    abandoned_pop(broker, ATOMIC, queue)
+
+    assert broker.recorded() and broker.recorded()[0]["body"]
+    # The visibility timeout brings it back, and another consumer gets it.
+    with broker.connection(ATOMIC, visibility_timeout=0) as conn:
+        conn.default_channel.qos.restore_visible(num=10, interval=1)
+        assert broker.queued(queue) == 1
+        assert [body for _, body in consume(conn, [queue], 1)] == [{"n": 1}]
+    assert broker.recorded() == []
+
+
+def test_kombus_own_transport_loses_that_message(broker: Broker) -> None:
+    """The window the atomic pop closes, shown on the stock transport (kombu#305)."""
+    queue = broker.queue("orders")
+    broker.publish(queue, {"n": 1})
+
+    abandoned_pop(broker, STOCK, queue)
+
+    assert broker.queued(queue) == 0
+    assert broker.recorded() == []  # gone: neither queued nor recorded
+
+
+def test_messages_are_delivered_by_priority_in_order_and_acks_clear_the_record(
+    broker: Broker,
+) -> None:
+    orders, payments = broker.queue("orders"), broker.queue("payments")
+    for n in range(3):
+        broker.publish(orders, {"n": n})
+    broker.publish(payments, {"n": "last"}, priority=9)
+    broker.publish(payments, {"n": "p"})
+
+    with broker.connection(ATOMIC) as conn:
+        got = consume(conn, [orders, payments], 5)
+
+    bodies = [body["n"] for _, body in got]
+    # On kombu's Redis transport 0 is the highest priority and 9 the lowest;
+    # each queue stays FIFO within a priority.
+    assert bodies[-1] == "last"
+    assert [n for n in bodies if isinstance(n, int)] == [0, 1, 2]
+    assert sorted(map(str, bodies)) == ["0", "1", "2", "last", "p"]
+    assert broker.recorded() == []
+    assert broker.client.zcard(broker.index) == 0
+
+
+def test_a_redis_that_forgot_the_script_keeps_delivering(broker: Broker) -> None:
+    queue = broker.queue("orders")
+    broker.publish(queue, {"n": 1})
+    with broker.connection(ATOMIC) as conn:
+        assert len(consume(conn, [queue], 1)) == 1
+        broker.client.script_flush()  # as after a restart of Redis
+        broker.publish(queue, {"n": 2})
+        assert [body for _, body in consume(conn, [queue], 1)] == [{"n": 2}]
+    assert broker.recorded() == []
+
+
+def test_an_unacknowledged_message_is_held_in_the_record_until_acked(broker: Broker) -> None:
+    queue = broker.queue("orders")
+    broker.publish(queue, {"n": 1})
+    held: list[Any] = []
+    with broker.connection(ATOMIC) as conn:
+        with conn.Consumer([queue], callbacks=[lambda body, message: held.append(message)]):
+            conn.drain_events(timeout=5)
+            assert len(held) == 1 and len(broker.recorded()) == 1
+            held[0].ack()
+    assert broker.recorded() == []

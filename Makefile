@@ -38,6 +38,7 @@ test-services: $(STAMP)  ## integration, e2e and quick fault runs, against QUOTA
 
 reliability: $(STAMP)  ## the full fault runs (1,000 orders each); writes docs/RELIABILITY.md
 	QUOTA_RELIABILITY_ORDERS=$${QUOTA_RELIABILITY_ORDERS:-1000} \
+	QUOTA_RELIABILITY_KILLS=$${QUOTA_RELIABILITY_KILLS:-20} \
 	QUOTA_RELIABILITY_REPORT=$(VENV)/reliability-table.md $(PYTEST) tests/reliability; \
 	status=$$?; \
 	$(BIN)/python tests/reliability/write_report.py $(VENV)/reliability-table.md docs/RELIABILITY.md; \

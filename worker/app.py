@@ -27,6 +27,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {}
     redis_broker = broker.startswith(("redis", "rediss"))
     if redis_broker:
+        # A message popped and recorded as unacknowledged in one atomic step, so a
+        # killed worker cannot lose it (kombu#305; see worker/transport.py).
+        transport.install(atomic=settings.redis_atomic_pop)
         options = {
             "visibility_timeout": VISIBILITY_TIMEOUT,
             # Scan for unacknowledged messages every 10 s (kombu's default is
@@ -76,11 +79,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": QUEUES[0],
         "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
     }
-
-
-# On Redis, a message is popped and recorded as unacknowledged in one atomic
-# step, so a killed worker cannot lose it (kombu#305; see worker/transport.py).
-transport.install()
 
 
 def create_app(settings: Settings | None = None) -> Celery:

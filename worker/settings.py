@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     event_source: str = Field(default="quota-worker", min_length=1)
     payment_timeout_seconds: float = Field(default=86400, gt=0)
     sweep_interval_seconds: float = Field(default=60, gt=0)
+    redis_atomic_pop: bool = Field(
+        default=True,
+        description="on a Redis broker, pop and record each message in one Lua script "
+        "(off: kombu's own BRPOP transport, for a Redis that refuses scripts)",
+    )
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     plans: str = Field(
         default="", description="the plan table as JSON; the contract's table if empty"

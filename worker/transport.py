@@ -15,8 +15,9 @@ to ``quota_poll_interval_max``, 10 ms by default) instead of BRPOP's
 server-side block; a delivery resets it. While messages flow, nothing waits.
 
 Everything else (acks, rejects, restores, fanout for remote control) is
-kombu's own code. ``install()`` (called by ``worker.app``) makes it the
-transport of every ``redis://``, ``rediss://`` and ``redis+socket://`` URL.
+kombu's own code. ``install()`` (called by ``worker.app.celery_config``)
+makes it the transport of every ``redis://``, ``rediss://`` and
+``redis+socket://`` URL; QUOTA_REDIS_ATOMIC_POP=false goes back to kombu's.
 """
 
 from __future__ import annotations
@@ -177,9 +178,10 @@ class Transport(kombu_redis.Transport):  # type: ignore[misc]
         super().register_with_event_loop(connection, loop)
 
 
-def install() -> None:
-    """Make this the transport of Redis broker URLs in this process."""
+def install(atomic: bool = True) -> None:
+    """Make this (or, with atomic=False, kombu's own) the transport of Redis URLs here."""
+    chosen = f"{__name__}:Transport" if atomic else "kombu.transport.redis:Transport"
     for scheme in ("redis", "rediss"):
-        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+        kombu_transport.TRANSPORT_ALIASES[scheme] = chosen
         # Forget a resolution made before (kombu caches transports by name).
         kombu_transport._transport_cache.pop(scheme, None)

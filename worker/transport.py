@@ -23,10 +23,12 @@ makes it the transport of every ``redis://``, ``rediss://`` and
 from __future__ import annotations
 
 import time
+from queue import Empty
 from typing import Any
 
 from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from redis.exceptions import NoScriptError
@@ -61,19 +63,19 @@ POLL_INTERVAL_MIN = 0.001
 POLL_INTERVAL_MAX = 0.010
 
 
-class QoS(kombu_redis.QoS):  # type: ignore[misc]
+class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: str) -> None:
         if self.channel._recorded.pop(delivery_tag, False):
             # Recorded by the pop itself: only the in-memory bookkeeping is left.
-            kombu_redis.virtual.QoS.append(self, message, delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)
         else:
             super().append(message, delivery_tag)
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     QoS = QoS
 
-    from_transport_options = (
+    from_transport_options = (  # type: ignore[assignment]
         *kombu_redis.Channel.from_transport_options,
         "quota_poll_interval_max",
     )
@@ -93,7 +95,8 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         if not self._atomic():
-            return super()._brpop_start(timeout)
+            super()._brpop_start(timeout)
+            return None
         wait = self._next_poll_at - time.monotonic()
         if wait > 0 and not self._wait(wait):
             return None
@@ -104,7 +107,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         if self._script_sha is None:
             self._script_sha = self.client.script_load(POP_AND_RECORD)
         self._in_poll = self.client.connection
-        self._brpop_sent_at = time.monotonic()
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         self.client.connection.send_command(
             "EVALSHA",
             self._script_sha,
@@ -141,7 +144,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             except NoScriptError:
                 # Redis restarted and forgot the script: load it again on the next poll.
                 self._script_sha = None
-                raise kombu_redis.Empty() from None
+                raise Empty() from None
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
@@ -150,14 +153,14 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                     max(self._idle_wait * 2, POLL_INTERVAL_MIN), self.quota_poll_interval_max
                 )
                 self._next_poll_at = time.monotonic() + self._idle_wait
-                raise kombu_redis.Empty()
+                raise Empty()
             self._idle_wait = 0.0
             key, item, recorded = reply
             dest = bytes_to_str(key).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
             message = loads(bytes_to_str(item))
-            tag = message["properties"]["delivery_tag"] if recorded else None
-            if tag is not None:
+            tag: str = message["properties"]["delivery_tag"] if recorded else ""
+            if tag:
                 self._recorded[tag] = True
             try:
                 self.connection._deliver(message, dest)
@@ -165,11 +168,11 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 self._recorded.pop(tag, None)
             return True
         finally:
-            self._in_poll = None
+            self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     Channel = Channel
     event_loop: Any = None
 

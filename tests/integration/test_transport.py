@@ -7,6 +7,7 @@ left behind can bring it back.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -111,10 +112,8 @@ def consume(conn: Connection, queues: list[Queue], count: int) -> list[tuple[str
     with conn.Consumer(queues, callbacks=[on_message]):
         deadline = time.monotonic() + 10
         while len(got) < count and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 conn.drain_events(timeout=1)
-            except TimeoutError:
-                pass
     return got
 
 
@@ -183,9 +182,11 @@ def test_an_unacknowledged_message_is_held_in_the_record_until_acked(broker: Bro
     queue = broker.queue("orders")
     broker.publish(queue, {"n": 1})
     held: list[Any] = []
-    with broker.connection(ATOMIC) as conn:
-        with conn.Consumer([queue], callbacks=[lambda body, message: held.append(message)]):
-            conn.drain_events(timeout=5)
-            assert len(held) == 1 and len(broker.recorded()) == 1
-            held[0].ack()
+    with (
+        broker.connection(ATOMIC) as conn,
+        conn.Consumer([queue], callbacks=[lambda body, message: held.append(message)]),
+    ):
+        conn.drain_events(timeout=5)
+        assert len(held) == 1 and len(broker.recorded()) == 1
+        held[0].ack()
     assert broker.recorded() == []

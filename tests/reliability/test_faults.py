@@ -246,6 +246,7 @@ def test_workers_killed_mid_batch_lose_nothing(
     )  # fmt: skip
 
 
+@pytest.mark.timeout(300 + 30 * KILLS)  # each kill costs a restart of the worker
 def test_a_storm_of_kills_loses_nothing(
     services: Services, producer: Producer, engine: Engine
 ) -> None:

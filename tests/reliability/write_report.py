@@ -8,8 +8,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+KEPT = "<!-- kept by write_report.py: hand-written below, each figure from a named run -->"
+
 
 def main(table: Path, target: Path) -> None:
+    old = target.read_text() if target.exists() else ""
+    kept = old[old.index(KEPT) :] if KEPT in old else ""
     backend = os.environ.get("QUOTA_TEST_DATABASE_URL", "SQLite (embedded)").split("@")[-1]
     broker = os.environ.get("QUOTA_TEST_BROKER_URL") or os.environ.get(
         "QUOTA_TEST_REDIS_URL", "embedded Redis (AOF on)"
@@ -17,7 +21,7 @@ def main(table: Path, target: Path) -> None:
     orders = os.environ.get("QUOTA_RELIABILITY_ORDERS", "1000")
     target.write_text(
         "# Reliability\n\n"
-        "Written by `make reliability` from its own run; every number below comes from it.\n"
+        "The table below is written by `make reliability`; every number in it comes from its run.\n"
         "Each scenario sends a batch of orders (raises paid on time and early, decreases,\n"
         "duplicated messages, cancels, unpaid expiries, wrong amounts, invalid messages,\n"
         "races on shared Service Mails) through real `quota-worker run` processes while the\n"
@@ -31,6 +35,7 @@ def main(table: Path, target: Path) -> None:
         f"({os.cpu_count()} cores, Python {platform.python_version()}); "
         f"{orders} orders per scenario; database {backend}; broker {broker.split('@')[-1]}.\n\n"
         + table.read_text()
+        + ("\n" + kept if kept else "")
     )
 
 

@@ -41,6 +41,7 @@ import redis
 from celery import Celery
 from sqlalchemy import create_engine, insert, text
 
+import worker
 from bench.workload import START_LIMIT, Workload, generate, mail_id
 from events.inbound import INBOUND, QUEUES
 from worker.migrate import scratch_database
@@ -115,6 +116,12 @@ def seed_mails(url: str, tag: str, count: int, first: int = 0) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
     engine.dispose()
+
+
+# Worker processes start in the directory of the code this process imported: `python -m`
+# puts the working directory first on sys.path, so a benchmark of another checkout
+# (PYTHONPATH=/path/to/worktree) would otherwise run the current directory's worker.
+CODE_ROOT = Path(worker.__file__).resolve().parents[1]
 
 
 def worker_env(target: Target, data_dir: Path) -> dict[str, str]:
@@ -352,7 +359,7 @@ class Bench:
                  "--concurrency", str(layout.concurrency),
                  "--hostname", f"noop{i}-{uuid.uuid4().hex[:6]}@{host}",
                  "--loglevel", "WARNING", "--task-events"],
-                env=env, start_new_session=True,
+                env=env, start_new_session=True, cwd=CODE_ROOT,
                 stdout=(self.data_dir / f"baseline{i}.log").open("wb"), stderr=subprocess.STDOUT,
             )
             for i in range(layout.processes)
@@ -377,6 +384,7 @@ class Bench:
             [sys.executable, "-m", "worker.cli", "run", "--processes", str(layout.processes),
              "--concurrency", str(layout.concurrency), "--pool", layout.pool],
             env=env, start_new_session=True, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+            cwd=CODE_ROOT,
         )  # fmt: skip
         try:
             names = self.wait_workers(layout.processes)

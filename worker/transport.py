@@ -63,6 +63,10 @@ POLL_INTERVAL_MIN = 0.001
 POLL_INTERVAL_MAX = 0.010
 
 
+def _nothing() -> None:
+    """A timer's callback: the timer only ends the event loop's wait."""
+
+
 class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: str) -> None:
         if self.channel._recorded.pop(delivery_tag, False):
@@ -86,7 +90,6 @@ class Channel(kombu_redis.Channel):
         self._script_sha: str | None = None
         self._idle_wait = 0.0
         self._next_poll_at = 0.0
-        self._wake_scheduled = False
         super().__init__(*args, **kwargs)
 
     def _atomic(self) -> bool:
@@ -98,8 +101,10 @@ class Channel(kombu_redis.Channel):
             super()._brpop_start(timeout)
             return None
         wait = self._next_poll_at - time.monotonic()
-        if wait > 0 and not self._wait(wait):
-            return None
+        if wait > 0:
+            if self.connection.event_loop is not None:
+                return None  # the timer set by the empty poll brings the loop back
+            time.sleep(wait)  # drain_events without an event loop: nothing else to do
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return None
@@ -119,21 +124,18 @@ class Channel(kombu_redis.Channel):
         )
         return None
 
-    def _wait(self, seconds: float) -> bool:
-        """Wait before the next poll; False when the event loop will call again."""
-        loop = getattr(self.connection, "event_loop", None)
-        if loop is None:
-            # drain_events without an event loop: nothing else to do meanwhile.
-            time.sleep(seconds)
-            return True
-        if not self._wake_scheduled:
-            self._wake_scheduled = True
-            loop.call_later(seconds, self._woken)
-        return False
-
-    def _woken(self) -> None:
-        # The timer only ends the event loop's wait; its next tick polls again.
-        self._wake_scheduled = False
+    def _idle(self) -> None:
+        """After an empty poll: wait 1 ms, doubling up to the maximum, before the next."""
+        self._idle_wait = min(
+            max(self._idle_wait * 2, POLL_INTERVAL_MIN), self.quota_poll_interval_max
+        )
+        self._next_poll_at = time.monotonic() + self._idle_wait
+        loop = self.connection.event_loop
+        if loop is not None:
+            # Set here, while the loop handles this turn's events: kombu's hub computes
+            # a turn's poll timeout before its on_tick callbacks (where _brpop_start
+            # runs), so a timer set there would not shorten the wait it is in.
+            loop.call_later(self._idle_wait, _nothing)
 
     def _brpop_read(self, **options: Any) -> bool:
         if not self._atomic():
@@ -149,10 +151,7 @@ class Channel(kombu_redis.Channel):
                 self.client.connection.disconnect()
                 raise
             if not reply:
-                self._idle_wait = min(
-                    max(self._idle_wait * 2, POLL_INTERVAL_MIN), self.quota_poll_interval_max
-                )
-                self._next_poll_at = time.monotonic() + self._idle_wait
+                self._idle()
                 raise Empty()
             self._idle_wait = 0.0
             key, item, recorded = reply

@@ -190,3 +190,45 @@ def test_an_unacknowledged_message_is_held_in_the_record_until_acked(broker: Bro
         assert len(held) == 1 and len(broker.recorded()) == 1
         held[0].ack()
     assert broker.recorded() == []
+
+
+def test_an_idle_consumer_on_an_event_loop_polls_again_within_the_interval(
+    broker: Broker,
+) -> None:
+    """An empty poll must bound the event loop's next wait by the poll interval.
+
+    kombu's hub computes a turn's poll timeout before its on_tick callbacks, so a
+    re-poll timer set there only took effect after some other timer: a worker at
+    moderate load stalled for up to a second whenever its queues ran empty.
+    """
+    from kombu.asynchronous import Hub
+
+    queue = broker.queue("orders")
+    got: list[Any] = []
+    with broker.connection(ATOMIC) as conn:
+        conn.ensure_connection()
+        hub = Hub()
+        channel = conn.default_channel
+        waits: list[float] = []  # the loop's waits with no poll of ours outstanding
+        poll = hub.poller.poll
+
+        def spying_poll(timeout: float) -> Any:
+            if not channel._in_poll:
+                waits.append(timeout)
+            return poll(timeout)
+
+        hub.poller.poll = spying_poll  # type: ignore[method-assign]
+        conn.transport.register_with_event_loop(conn.connection, hub)
+        with conn.Consumer([queue], callbacks=[lambda body, m: (got.append(body), m.ack())]):
+            loop = hub.create_loop()
+            for _ in range(50):  # empty polls: the wait grows to its maximum
+                next(loop)
+            broker.publish(queue, {"n": 1})
+            for _ in range(50):
+                if got:
+                    break
+                next(loop)
+        hub.close()
+    assert got == [{"n": 1}]
+    assert len(waits) > 10
+    assert max(waits) <= channel.quota_poll_interval_max + 0.001, waits

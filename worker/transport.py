@@ -11,7 +11,7 @@ visibility timeout. It also saves the second round trip per message.
 
 Redis has no command that blocks on several lists without taking an element,
 so an empty poll is followed by a short wait on the event loop (1 ms, doubling
-to ``quota_poll_interval_max``, 10 ms by default) instead of BRPOP's
+to ``quota_poll_interval_max``, 50 ms by default) instead of BRPOP's
 server-side block; a delivery resets it. While messages flow, nothing waits.
 
 Everything else (acks, rejects, restores, fanout for remote control) is
@@ -60,7 +60,7 @@ return false
 """
 
 POLL_INTERVAL_MIN = 0.001
-POLL_INTERVAL_MAX = 0.010
+POLL_INTERVAL_MAX = 0.050
 
 
 def _nothing() -> None:

@@ -69,7 +69,7 @@ def _nothing() -> None:
 
 class QoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: str) -> None:
-        if self.channel._recorded.pop(delivery_tag, False):
+        if delivery_tag in self.channel._recorded:
             # Recorded by the pop itself: only the in-memory bookkeeping is left.
             virtual.QoS.append(self, message, delivery_tag)
         else:
@@ -86,7 +86,8 @@ class Channel(kombu_redis.Channel):
     quota_poll_interval_max = POLL_INTERVAL_MAX
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._recorded: dict[str, bool] = {}
+        # Delivery tags of the message being delivered whose pop recorded it already.
+        self._recorded: set[str] = set()
         self._script_sha: str | None = None
         self._idle_wait = 0.0
         self._next_poll_at = 0.0
@@ -160,11 +161,11 @@ class Channel(kombu_redis.Channel):
             message = loads(bytes_to_str(item))
             tag: str = message["properties"]["delivery_tag"] if recorded else ""
             if tag:
-                self._recorded[tag] = True
+                self._recorded.add(tag)
             try:
                 self.connection._deliver(message, dest)
             finally:
-                self._recorded.pop(tag, None)
+                self._recorded.discard(tag)
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]

@@ -8,6 +8,7 @@ left behind can bring it back.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,16 +22,16 @@ from tests.helpers import RUN, wait_until
 # Chosen by URL scheme: kombu takes the transport of a "redis+socket://" URL
 # from its scheme even when one is passed by name.
 STOCK = "qt-kombu-redis"
-ATOMIC = "redis"  # worker.app installed worker.transport for it
+ATOMIC = "qt-atomic-redis"
 
 
 @pytest.fixture(autouse=True)
-def stock_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+def transports(monkeypatch: pytest.MonkeyPatch) -> None:
     import kombu.transport
 
-    import worker.app  # noqa: F401  (installs the atomic transport)
-
-    monkeypatch.setitem(kombu.transport.TRANSPORT_ALIASES, STOCK, "kombu.transport.redis:Transport")
+    aliases = kombu.transport.TRANSPORT_ALIASES
+    monkeypatch.setitem(aliases, STOCK, "kombu.transport.redis:Transport")
+    monkeypatch.setitem(aliases, ATOMIC, "worker.transport:Transport")
 
 
 class Broker:
@@ -70,8 +71,6 @@ class Broker:
         return sum(int(self.client.llen(key)) for key in self.client.keys(f"{queue.name}*"))
 
     def recorded(self) -> list[dict[str, Any]]:
-        import json
-
         return [json.loads(raw)[0] for raw in self.client.hvals(self.unacked)]
 
     def cleanup(self) -> None:

@@ -63,3 +63,25 @@ def test_the_payment_timeout_must_be_a_positive_number(
     monkeypatch.setenv("QUOTA_PAYMENT_TIMEOUT_SECONDS", value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("atomic", "broker", "expected"),
+    [
+        (True, "redis://127.0.0.1:6379/0", "worker.transport"),
+        (True, "redis+socket:///tmp/redis.sock", "worker.transport"),
+        (False, "redis://127.0.0.1:6379/0", "kombu.transport.redis"),
+    ],
+)
+def test_a_redis_broker_gets_the_transport_quota_redis_atomic_pop_chooses(
+    atomic: bool, broker: str, expected: str
+) -> None:
+    from kombu import Connection
+
+    from worker.app import celery_config
+
+    try:
+        config = celery_config(Settings(broker_url=broker, redis_atomic_pop=atomic))
+        assert type(Connection(config["broker_url"]).transport).__module__ == expected
+    finally:
+        celery_config(Settings(broker_url="redis://", redis_atomic_pop=True))

@@ -32,18 +32,21 @@ from worker.settings import Settings
 def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, statement, parameters) for every hot-path statement."""
     mail, order, now = mail_id(tag, 7), f"ord-{tag}-7", datetime.now(UTC)
-    processed = repository.insert_ignore_statement(t.processed_messages, True)
     return [
         ("lock the order", repository._LOCK_ORDER, {"order_id": order}),
         ("Service Mail, row lock", repository._MAIL_FOR_UPDATE, {"id": mail}),
-        ("A (payment, address paths)", repository._MAIL_IN_USE, {"id": mail}),
+        ("A (address paths)", repository._MAIL_IN_USE, {"id": mail}),
+        ("payment: its change's Service Mail while awaiting, row lock",
+         repository._AWAITING_MAIL_FOR_UPDATE, {"o": order}),
+        ("payment: A of that Service Mail", repository._AWAITING_MAIL_IN_USE, {"o": order}),
         ("A and awaiting change (request path)", repository._MAIL_FACTS, {"id": mail}),
         ("change by request or order", repository._CHANGE_BY_REQUEST_OR_ORDER,
          {"r": f"req-{tag}-7", "o": order}),
         ("change by order", repository._CHANGE_BY_ORDER, {"o": order}),
         ("payment by id", repository._PAYMENT, {"id": f"pay-{tag}-7"}),
         ("held payments and early cancel", repository._ORDER_FACTS, {"o": order}),
-        ("processed message (insert or conflict)", processed,
+        ("processed message (insert; a redelivery fails on the key)",
+         repository._INSERT[t.processed_messages],
          {"message_id": "m-x", "task": "t", "outcome": "o", "order_id": order,
           "processed_at": now}),
         ("relay: claim a batch", relay._CLAIM[True], {"n": 500, "now": now}),

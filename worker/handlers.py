@@ -33,24 +33,23 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
     repo, now = uow.repo, deps.now()
     repo.lock_order(cmd.order_id)
     change = QuotaChange(**vars(cmd))
-    existing = repo.change_by_request_or_order(cmd.request_id, cmd.order_id)
-    if existing is not None:
-        if existing.same_request_as(change):
+    facts = repo.request_facts(cmd.request_id, cmd.order_id, cmd.service_mail_id)
+    if facts.existing is not None:
+        if facts.existing.same_request_as(change):
             return "duplicate"
-        uow.emit([change.reject(_conflict(existing, change), now)])
+        uow.emit([change.reject(_conflict(facts.existing, change), now)])
         return "rejected:idempotency_conflict"
-    mail, other_change_awaiting = repo.service_mail_and_awaiting(cmd.service_mail_id)
+    mail = facts.mail
     events = change.receive(
         mail,
         deps.plans,
-        other_change_awaiting=other_change_awaiting,
+        other_change_awaiting=facts.other_change_awaiting,
         now=now,
         payment_timeout=deps.payment_timeout,
     )
-    early_cancel, held_payments = repo.order_facts(cmd.order_id)
-    if early_cancel is not None:
-        events += change.cancel(early_cancel, now)
-    for payment in held_payments:
+    if facts.early_cancel is not None:
+        events += change.cancel(facts.early_cancel, now)
+    for payment in facts.held_payments:
         events += change.pay(payment, mail, deps.plans, now)
         repo.save_payment(payment)
         _observe_payment(payment, now)
@@ -63,16 +62,14 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
 def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -> str:
     repo, now = uow.repo, deps.now()
     repo.lock_order(cmd.order_id)
-    if repo.payment(cmd.payment_id) is not None:
+    facts = repo.payment_facts(cmd.payment_id, cmd.order_id)
+    if facts.known:
         return "duplicate"
     payment = Payment(**vars(cmd), received_at=now)
     repo.add_payment(payment)
-    change = repo.change_by_order(cmd.order_id)
+    change, mail = facts.change, facts.mail  # mail: only while the change awaits payment
     if change is None:
         return "payment_held"  # the request may still come; the sweep refunds it otherwise
-    mail = None
-    if change.state is ChangeState.AWAITING_PAYMENT:
-        mail = repo.service_mail_for_update(change.service_mail_id)
     uow.emit(change.pay(payment, mail, deps.plans, now))
     repo.save_payment(payment)
     _observe_payment(payment, now)

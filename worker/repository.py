@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +23,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from worker import tables as t
+from worker.pipeline import StatementQueue
 
 # The hot path's statements, built once: SQLAlchemy then skips building each
 # statement and its cache key per call, and psycopg prepares them server-side.
@@ -64,6 +67,28 @@ _ORDER_FACTS = (
     )
     .order_by(t.payments.c.received_at, t.payments.c.payment_id)
 )
+# A payment's Service Mail, through its order's change, only while that change awaits
+# payment (the only case in which paying changes the Service Mail): row-locked, then A.
+_AWAITING_MAIL_OF_ORDER = (
+    select(t.quota_changes.c.service_mail_id)
+    .where(
+        t.quota_changes.c.order_id == bindparam("o"),
+        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+    )
+    .scalar_subquery()
+)
+_AWAITING_MAIL_FOR_UPDATE = (
+    select(t.service_mails)
+    .where(t.service_mails.c.id == _AWAITING_MAIL_OF_ORDER)
+    .with_for_update(of=t.service_mails)
+)
+_AWAITING_MAIL_IN_USE = select(
+    select(func.count())
+    .where(t.addresses.c.service_mail_id == _AWAITING_MAIL_OF_ORDER)
+    .scalar_subquery()
+    .label("in_use"),
+    literal(False).label("awaiting"),
+)
 _SAVE_MAIL = update(t.service_mails).where(t.service_mails.c.id == bindparam("b_id"))
 _CHANGE_BY_REQUEST = select(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("r"))
 _CHANGE_BY_ORDER = select(t.quota_changes).where(t.quota_changes.c.order_id == bindparam("o"))
@@ -75,6 +100,17 @@ _CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
 _SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
 _PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
 _SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
+# Inserts that need no generated key back (no RETURNING on PostgreSQL).
+_INSERT = {table: insert(table).inline() for table in t.metadata.tables.values()}
+_DELETE_ADDRESS = (
+    delete(t.addresses)
+    .where(
+        t.addresses.c.service_mail_id == bindparam("id"),
+        t.addresses.c.address == bindparam("address"),
+    )
+    .returning(t.addresses.c.address)
+)
+_IS_PROCESSED = select(exists().where(t.processed_messages.c.message_id == bindparam("id")))
 # The sweep's: bounded, and each served by a partial index (ix_quota_changes_awaiting_expiry,
 # ix_payments_pending).
 DUE_CHANGES = (
@@ -105,10 +141,42 @@ def insert_ignore_statement(table: Table, postgres: bool) -> Any:
     return dialect_insert(table).on_conflict_do_nothing().returning(literal_column("1"))
 
 
+@dataclass(frozen=True)
+class RequestFacts:
+    """What a change request is decided on, read in one round trip."""
+
+    existing: QuotaChange | None  # the change with this request id, else with this order id
+    mail: ServiceMail | None  # row-locked, with A counted
+    other_change_awaiting: bool
+    early_cancel: str | None  # an order's cancel that came before its request
+    held_payments: list[Payment]  # payments that came before it, oldest first
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    """What a payment is decided on, read in one round trip."""
+
+    known: bool  # this payment id was received before
+    change: QuotaChange | None  # the order's change
+    mail: ServiceMail | None  # row-locked with A counted, only while the change awaits payment
+
+
 class Repository:
+    """Writes are queued (`StatementQueue`); each read sends them ahead of it, and the
+    unit of work's commit sends the rest: on PostgreSQL a handler's reads and its commit
+    are a round trip each, however many statements they hold."""
+
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.is_postgres = conn.dialect.name == "postgresql"
+        self.queue = StatementQueue(conn)
+
+    def _rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        return self.queue.read((statement, params))[0]
+
+    def _one_or_none(self, statement: Any, params: dict[str, Any]) -> Any:
+        rows = self._rows(statement, params)
+        return rows[0] if rows else None
 
     # -- locks -----------------------------------------------------------
     def lock_order(self, order_id: str) -> None:
@@ -117,41 +185,51 @@ class Repository:
         SQLite needs nothing more: BEGIN IMMEDIATE already holds the write lock.
         """
         if self.is_postgres:
-            self.conn.execute(_LOCK_ORDER, {"order_id": order_id})
+            self.queue.write(_LOCK_ORDER, {"order_id": order_id})  # sent with the next read
 
     # -- service mails ---------------------------------------------------
     def service_mail_for_update(self, service_mail_id: str) -> ServiceMail | None:
         """The Service Mail, row-locked, with A counted."""
         return self._locked_mail(service_mail_id, _MAIL_IN_USE)[0]
 
-    def service_mail_and_awaiting(self, service_mail_id: str) -> tuple[ServiceMail | None, bool]:
-        """The Service Mail, row-locked, with A counted; and whether a change of it awaits
-        payment."""
-        return self._locked_mail(service_mail_id, _MAIL_FACTS)
-
     def _locked_mail(self, service_mail_id: str, facts: Any) -> tuple[ServiceMail | None, bool]:
-        row = self.conn.execute(_MAIL_FOR_UPDATE, {"id": service_mail_id}).one_or_none()
-        if row is None:
-            return None, False
-        # Counted after the row lock is held, in a statement of its own: a subquery of
-        # the locking SELECT would see the snapshot taken before waiting for the lock.
-        counted = self.conn.execute(facts, {"id": service_mail_id}).one()
-        mail = ServiceMail(
-            id=row.id,
-            account_id=row.account_id,
-            plan=row.plan,
-            address_limit=row.address_limit,
-            ksuite_id=row.ksuite_id,
-            version=row.version,
-            addresses_in_use=counted.in_use,
+        return _mail(*self.queue.read(*_locked_mail_reads(facts, {"id": service_mail_id})))
+
+    def request_facts(self, request_id: str, order_id: str, service_mail_id: str) -> RequestFacts:
+        """Everything a change request is decided on, after the order's lock (queued first)."""
+        changes, *mail_reads, order_rows = self.queue.read(
+            (_CHANGE_BY_REQUEST_OR_ORDER, {"r": request_id, "o": order_id}),
+            *_locked_mail_reads(_MAIL_FACTS, {"id": service_mail_id}),
+            (_ORDER_FACTS, {"o": order_id}),
         )
-        return mail, bool(counted.awaiting)
+        found = sorted(changes, key=lambda r: r.request_id != request_id)
+        mail, awaiting = _mail(*mail_reads)
+        return RequestFacts(
+            existing=_change(found[0]) if found else None,
+            mail=mail,
+            other_change_awaiting=awaiting,
+            early_cancel=order_rows[0].early_cancel,
+            held_payments=[_payment(r) for r in order_rows if r.payment_id is not None],
+        )
+
+    def payment_facts(self, payment_id: str, order_id: str) -> PaymentFacts:
+        """Everything a payment is decided on, after the order's lock (queued first)."""
+        known, changes, *mail_reads = self.queue.read(
+            (_PAYMENT, {"id": payment_id}),
+            (_CHANGE_BY_ORDER, {"o": order_id}),
+            *_locked_mail_reads(_AWAITING_MAIL_IN_USE, {"o": order_id}, _AWAITING_MAIL_FOR_UPDATE),
+        )
+        return PaymentFacts(
+            known=bool(known),
+            change=_change(changes[0]) if changes else None,
+            mail=_mail(*mail_reads)[0],
+        )
 
     def add_service_mail_if_absent(self, mail: ServiceMail, now: datetime) -> bool:
         return self._insert_ignore(t.service_mails, {**_mail_row(mail), "updated_at": now})
 
     def save_service_mail(self, mail: ServiceMail, now: datetime) -> None:
-        self.conn.execute(_SAVE_MAIL, {"b_id": mail.id, **_mail_row(mail), "updated_at": now})
+        self.queue.write(_SAVE_MAIL, {"b_id": mail.id, **_mail_row(mail), "updated_at": now})
 
     def add_address(self, service_mail_id: str, address: str, now: datetime) -> bool:
         return self._insert_ignore(
@@ -159,52 +237,39 @@ class Repository:
         )
 
     def delete_address(self, service_mail_id: str, address: str) -> bool:
-        result = self.conn.execute(
-            delete(t.addresses)
-            .where(
-                t.addresses.c.service_mail_id == service_mail_id, t.addresses.c.address == address
-            )
-            .returning(t.addresses.c.address)
-        )
-        return result.first() is not None
+        return bool(self._rows(_DELETE_ADDRESS, {"id": service_mail_id, "address": address}))
 
     # -- changes ---------------------------------------------------------
-    def change_by_request_or_order(self, request_id: str, order_id: str) -> QuotaChange | None:
-        """The change with this request id, else the one with this order id (one query)."""
-        rows = self.conn.execute(_CHANGE_BY_REQUEST_OR_ORDER, {"r": request_id, "o": order_id})
-        found = sorted(rows, key=lambda r: r.request_id != request_id)
-        return _change(found[0]) if found else None
-
     def change_by_request(self, request_id: str) -> QuotaChange | None:
-        row = self.conn.execute(_CHANGE_BY_REQUEST, {"r": request_id}).one_or_none()
+        row = self._one_or_none(_CHANGE_BY_REQUEST, {"r": request_id})
         return None if row is None else _change(row)
 
     def change_by_order(self, order_id: str) -> QuotaChange | None:
-        row = self.conn.execute(_CHANGE_BY_ORDER, {"o": order_id}).one_or_none()
+        row = self._one_or_none(_CHANGE_BY_ORDER, {"o": order_id})
         return None if row is None else _change(row)
 
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        rows = self.conn.execute(DUE_CHANGES, {"now": now, "n": limit})
+        rows = self._rows(DUE_CHANGES, {"now": now, "n": limit})
         return [(r.request_id, r.order_id) for r in rows]
 
     def add_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
-        self.conn.execute(
-            insert(t.quota_changes), {**_change_row(change), "created_at": now, "updated_at": now}
+        self.queue.write(
+            _INSERT[t.quota_changes], {**_change_row(change), "created_at": now, "updated_at": now}
         )
         self._record_transitions(change, message_id)
 
     def save_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
         if not change.transitions:
             return
-        self.conn.execute(
+        self.queue.write(
             _SAVE_CHANGE, {"b_id": change.request_id, **_change_row(change), "updated_at": now}
         )
         self._record_transitions(change, message_id)
 
     def _record_transitions(self, change: QuotaChange, message_id: str | None) -> None:
         if change.transitions:
-            self.conn.execute(
-                insert(t.transitions),
+            self.queue.write(
+                _INSERT[t.transitions],
                 [
                     {
                         "request_id": change.request_id,
@@ -221,24 +286,18 @@ class Repository:
 
     # -- payments --------------------------------------------------------
     def payment(self, payment_id: str) -> Payment | None:
-        row = self.conn.execute(_PAYMENT, {"id": payment_id}).one_or_none()
+        row = self._one_or_none(_PAYMENT, {"id": payment_id})
         return None if row is None else _payment(row)
 
-    def order_facts(self, order_id: str) -> tuple[str | None, list[Payment]]:
-        """What came for an order before its request: the early cancel's reason, if any,
-        and the payments held for it (oldest first)."""
-        rows = self.conn.execute(_ORDER_FACTS, {"o": order_id}).all()
-        return rows[0].early_cancel, [_payment(r) for r in rows if r.payment_id is not None]
-
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
-        rows = self.conn.execute(UNMATCHED_PAYMENTS, {"before": received_before, "n": limit})
+        rows = self._rows(UNMATCHED_PAYMENTS, {"before": received_before, "n": limit})
         return [(r.payment_id, r.order_id) for r in rows]
 
     def add_payment(self, payment: Payment) -> None:
-        self.conn.execute(insert(t.payments), _payment_row(payment))
+        self.queue.write(_INSERT[t.payments], _payment_row(payment))
 
     def save_payment(self, payment: Payment) -> None:
-        self.conn.execute(
+        self.queue.write(
             _SAVE_PAYMENT,
             {
                 "b_id": payment.payment_id,
@@ -248,25 +307,24 @@ class Repository:
         )
 
     # -- early cancels ---------------------------------------------------
-    def add_early_cancel(self, order_id: str, reason: str, now: datetime) -> bool:
-        return self._insert_ignore(
-            t.early_cancels, {"order_id": order_id, "reason": reason, "received_at": now}
+    def add_early_cancel(self, order_id: str, reason: str, now: datetime) -> None:
+        """Kept until the request comes; a repeated cancel keeps the first (queued)."""
+        self.queue.write(
+            insert_ignore_statement(t.early_cancels, self.is_postgres),
+            {"order_id": order_id, "reason": reason, "received_at": now},
         )
 
     # -- idempotency -----------------------------------------------------
     def is_processed(self, message_id: str) -> bool:
-        return bool(
-            self.conn.execute(
-                select(exists().where(t.processed_messages.c.message_id == message_id))
-            ).scalar()
-        )
+        return bool(self._rows(_IS_PROCESSED, {"id": message_id})[0][0])
 
     def mark_processed(
         self, message_id: str, task: str, outcome: str, order_id: str | None, now: datetime
-    ) -> bool:
-        """Record the message as processed; False if it already was (a duplicate delivery)."""
-        return self._insert_ignore(
-            t.processed_messages,
+    ) -> None:
+        """Record the message as processed (queued): if it already was, the commit fails
+        on the primary key (`already_processed` tells that error)."""
+        self.queue.write(
+            _INSERT[t.processed_messages],
             {
                 "message_id": message_id,
                 "task": task,
@@ -286,22 +344,50 @@ class Repository:
         error: str,
         now: datetime,
     ) -> None:
-        self.conn.execute(
-            insert(t.dead_letters).values(
-                message_id=message_id,
-                task=task,
-                body=body,
-                content_type=content_type,
-                error=error,
-                created_at=now,
-                status="stored",
-            )
+        self.queue.write(
+            _INSERT[t.dead_letters],
+            {
+                "message_id": message_id,
+                "task": task,
+                "body": body,
+                "content_type": content_type,
+                "error": error,
+                "created_at": now,
+                "status": "stored",
+            },
         )
 
     def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
-        statement = insert_ignore_statement(table, self.is_postgres)
-        inserted: Any = self.conn.execute(statement, values).first()
-        return inserted is not None
+        return bool(self._rows(insert_ignore_statement(table, self.is_postgres), values))
+
+
+def already_processed(exc: IntegrityError) -> bool:
+    """Whether a failed commit failed on the processed-messages key (a redelivery)."""
+    return t.processed_messages.name in str(exc.orig)
+
+
+def _locked_mail_reads(
+    facts: Any, params: dict[str, Any], lock: Any = _MAIL_FOR_UPDATE
+) -> list[tuple[Any, dict[str, Any]]]:
+    # A is counted after the row lock is held, in a statement of its own: a subquery of
+    # the locking SELECT would see the snapshot taken before waiting for the lock.
+    return [(lock, params), (facts, params)]
+
+
+def _mail(rows: list[Any], counted: list[Any]) -> tuple[ServiceMail | None, bool]:
+    if not rows:
+        return None, False
+    row, facts = rows[0], counted[0]
+    mail = ServiceMail(
+        id=row.id,
+        account_id=row.account_id,
+        plan=row.plan,
+        address_limit=row.address_limit,
+        ksuite_id=row.ksuite_id,
+        version=row.version,
+        addresses_in_use=facts.in_use,
+    )
+    return mail, bool(facts.awaiting)
 
 
 def _mail_row(mail: ServiceMail) -> dict[str, Any]:

@@ -7,12 +7,16 @@ from datetime import datetime
 from types import TracebackType
 
 from sqlalchemy import Connection, RootTransaction, insert
+from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
 from events.outbound import to_cloudevent
 from worker import tables as t
 from worker.db import Database
-from worker.repository import Repository
+from worker.repository import Repository, already_processed
+
+OUTBOX_INSERT = insert(t.outbox).inline()
+HISTORY_INSERT = insert(t.limit_history).inline()
 
 
 class UnitOfWork:
@@ -74,19 +78,21 @@ class UnitOfWork:
         """Commit everything at once; False, with nothing written, if `message_id` was
         already processed (a redelivery: its processed row is already there)."""
         assert self._conn is not None and self._tx is not None
-        if message_id is not None and not self.repo.mark_processed(
-            message_id, task, outcome, order_id, now
-        ):
-            self._tx.rollback()
+        if message_id is not None:
+            self.repo.mark_processed(message_id, task, outcome, order_id, now)
+        if self._events:
+            self._write_outbox(now)
+        try:
+            self.repo.queue.commit(self._tx)
+        except IntegrityError as exc:
+            if message_id is None or not already_processed(exc):
+                raise
             self._events = []
             return False
-        if self._events:
-            self._write_outbox(self._conn, now)
-        self._tx.commit()
         self._published = bool(self._events)
         return True
 
-    def _write_outbox(self, conn: Connection, now: datetime) -> None:
+    def _write_outbox(self, now: datetime) -> None:
         rows = []
         for event in self._events:
             out = to_cloudevent(event, self._event_source, now)
@@ -100,11 +106,11 @@ class UnitOfWork:
                     "created_at": now,
                 }
             )
-        conn.execute(insert(t.outbox), rows)
+        self.repo.queue.write(OUTBOX_INSERT, rows)
         history = [e for e in self._events if isinstance(e, QuotaChanged)]
         if history:
-            conn.execute(
-                insert(t.limit_history),
+            self.repo.queue.write(
+                HISTORY_INSERT,
                 [
                     {
                         "service_mail_id": e.service_mail_id,

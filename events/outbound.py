@@ -41,7 +41,9 @@ def _wire(value: object) -> object:
 
 
 def event_data(event: domain_events.DomainEvent) -> dict[str, object]:
-    data = {k: _wire(v) for k, v in dataclasses.asdict(event).items()}
+    # Domain events are flat (strings, numbers, datetimes): their fields as they are,
+    # without dataclasses.asdict's deep copy of each value.
+    data = {f.name: _wire(getattr(event, f.name)) for f in dataclasses.fields(event)}
     if isinstance(event, domain_events.RefundRequired):
         data.pop("service_mail_id")  # the entry's subject, not part of the data
     return data

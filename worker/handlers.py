@@ -66,12 +66,12 @@ def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -
     if facts.known:
         return "duplicate"
     payment = Payment(**vars(cmd), received_at=now)
-    repo.add_payment(payment)
     change, mail = facts.change, facts.mail  # mail: only while the change awaits payment
     if change is None:
+        repo.add_payment(payment)
         return "payment_held"  # the request may still come; the sweep refunds it otherwise
     uow.emit(change.pay(payment, mail, deps.plans, now))
-    repo.save_payment(payment)
+    repo.add_payment(payment)  # as decided: used, or to be refunded
     _observe_payment(payment, now)
     repo.save_change(change, now, uow.message_id)
     _save_mail(uow, mail, now)

@@ -170,20 +170,25 @@ def _bound(compiled: _Compiled, row: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-@functools.lru_cache(maxsize=512)
-def _row_type(names: tuple[str, ...]) -> Any:
-    return namedtuple("Row", names, rename=True)
+# A statement's row type and value processors, by its SQL: psycopg builds a cursor's
+# description afresh on every access, which costs more than the rows of a small result.
+_ROW_SHAPES: dict[str, tuple[Any, tuple[Processor | None, ...]]] = {}
 
 
 def _rows(cursor: psycopg.Cursor[Any], compiled: _Compiled) -> list[Any]:
-    assert cursor.description is not None
-    row = _row_type(tuple(c.name for c in cursor.description))
-    processors = compiled.results
-    if len(processors) != len(cursor.description):
-        processors = (None,) * len(cursor.description)
-    out = []
-    for values in cursor.fetchall():
-        out.append(
-            row(*(v if p is None else p(v) for v, p in zip(values, processors, strict=False)))
+    shape = _ROW_SHAPES.get(compiled.sql)
+    if shape is None:
+        description = cursor.description
+        assert description is not None
+        processors = compiled.results
+        if len(processors) != len(description):
+            processors = (None,) * len(description)
+        shape = _ROW_SHAPES[compiled.sql] = (
+            namedtuple("Row", [c.name for c in description], rename=True),
+            processors,
         )
-    return out
+    row, processors = shape
+    return [
+        row(*(v if p is None else p(v) for v, p in zip(values, processors, strict=True)))
+        for values in cursor.fetchall()
+    ]

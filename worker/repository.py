@@ -170,6 +170,8 @@ class Repository:
         self.conn = conn
         self.is_postgres = conn.dialect.name == "postgresql"
         self.queue = StatementQueue(conn)
+        # Each Service Mail's row as read: saving it unchanged writes nothing.
+        self._mails_as_read: dict[str, dict[str, Any]] = {}
 
     def _rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
         return self.queue.read((statement, params))[0]
@@ -193,7 +195,15 @@ class Repository:
         return self._locked_mail(service_mail_id, _MAIL_IN_USE)[0]
 
     def _locked_mail(self, service_mail_id: str, facts: Any) -> tuple[ServiceMail | None, bool]:
-        return _mail(*self.queue.read(*_locked_mail_reads(facts, {"id": service_mail_id})))
+        return self._read_mail(
+            *self.queue.read(*_locked_mail_reads(facts, {"id": service_mail_id}))
+        )
+
+    def _read_mail(self, rows: list[Any], counted: list[Any]) -> tuple[ServiceMail | None, bool]:
+        mail, awaiting = _mail(rows, counted)
+        if mail is not None:
+            self._mails_as_read[mail.id] = _mail_row(mail)
+        return mail, awaiting
 
     def request_facts(self, request_id: str, order_id: str, service_mail_id: str) -> RequestFacts:
         """Everything a change request is decided on, after the order's lock (queued first)."""
@@ -203,7 +213,7 @@ class Repository:
             (_ORDER_FACTS, {"o": order_id}),
         )
         found = sorted(changes, key=lambda r: r.request_id != request_id)
-        mail, awaiting = _mail(*mail_reads)
+        mail, awaiting = self._read_mail(*mail_reads)
         return RequestFacts(
             existing=_change(found[0]) if found else None,
             mail=mail,
@@ -222,14 +232,18 @@ class Repository:
         return PaymentFacts(
             known=bool(known),
             change=_change(changes[0]) if changes else None,
-            mail=_mail(*mail_reads)[0],
+            mail=self._read_mail(*mail_reads)[0],
         )
 
     def add_service_mail_if_absent(self, mail: ServiceMail, now: datetime) -> bool:
         return self._insert_ignore(t.service_mails, {**_mail_row(mail), "updated_at": now})
 
     def save_service_mail(self, mail: ServiceMail, now: datetime) -> None:
-        self.queue.write(_SAVE_MAIL, {"b_id": mail.id, **_mail_row(mail), "updated_at": now})
+        row = _mail_row(mail)
+        if self._mails_as_read.get(mail.id) == row:
+            return  # unchanged (a request awaiting payment, say): no UPDATE, no new row version
+        self._mails_as_read[mail.id] = row
+        self.queue.write(_SAVE_MAIL, {"b_id": mail.id, **row, "updated_at": now})
 
     def add_address(self, service_mail_id: str, address: str, now: datetime) -> bool:
         return self._insert_ignore(

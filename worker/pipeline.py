@@ -50,10 +50,8 @@ def _compile(statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> 
         processor = bind.type.bind_processor(dialect)
         if processor is not None:
             binds[name] = processor
-    columns = getattr(statement, "selected_columns", None)
-    if columns is None:  # a DML statement: its RETURNING columns, if any
-        columns = getattr(statement, "_returning", None) or ()
-    results = tuple(getattr(c, "type", None) for c in columns)
+    # A SELECT's columns, or a DML statement's RETURNING columns (none without one).
+    results = tuple(getattr(c, "type", None) for c in statement.exported_columns)
     return _Compiled(
         compiled.string,
         compiled,
@@ -67,7 +65,8 @@ class StatementQueue:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.postgres = conn.dialect.name == "postgresql"
+        # psycopg 3 on PostgreSQL; any other driver runs the statements one by one.
+        self.pipelined = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
         self._queued: list[tuple[Executable, Params]] = []
 
     def write(self, statement: Executable, params: Params) -> None:
@@ -79,21 +78,23 @@ class StatementQueue:
     def read(self, *reads: tuple[Executable, Mapping[str, Any]]) -> list[list[Any]]:
         """Send what is queued and `reads`, in that order; the rows of each read."""
         queued, self._queued = self._queued, []
-        if not self.postgres:
-            for statement, params in queued:
-                self.conn.execute(statement, params)
+        if not self.pipelined:
+            self._one_by_one(queued)
             return [list(self.conn.execute(s, p).all()) for s, p in reads]
         return self._pipeline(queued, list(reads))
 
     def commit(self, tx: RootTransaction) -> None:
         """Send what is queued and commit, in one round trip on PostgreSQL."""
         queued, self._queued = self._queued, []
-        if not self.postgres:
-            for statement, params in queued:
-                self.conn.execute(statement, params)
+        if not self.pipelined:
+            self._one_by_one(queued)
             tx.commit()
             return
         self._pipeline(queued, [], commit=tx.commit)
+
+    def _one_by_one(self, statements: list[tuple[Executable, Params]]) -> None:
+        for statement, params in statements:
+            self.conn.execute(statement, params)
 
     def _pipeline(
         self,

@@ -239,6 +239,11 @@ def server_cpu() -> dict[str, float]:
     return used
 
 
+def _used_since(before: dict[str, float]) -> dict[str, float]:
+    now = server_cpu()
+    return {k: now[k] - before[k] for k in now}
+
+
 def celery_rss_mb(roots: list[psutil.Process]) -> float:
     """Resident memory of all Celery worker processes now (parents and pool children)."""
     total = 0
@@ -439,7 +444,7 @@ class Bench:
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         interval = 1.0 / rate
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         with self.app.producer_or_acquire() as producer:
             for n, m in enumerate(workload.messages):
                 delay = start + n * interval - time.monotonic()
@@ -449,14 +454,21 @@ class Bench:
                                    producer=producer)  # fmt: skip
                 if m.payment:
                     paid_at.setdefault(str(m.payload["order_id"]), time.time())
-        sent_rate = len(workload.messages) / (time.monotonic() - start)
-        deadline = time.monotonic() + 60
+        sent = time.monotonic()
+        sent_rate = len(workload.messages) / (sent - start)
+        deadline = sent + 60
         while time.monotonic() < deadline and not measured <= set(seen_at):
             time.sleep(0.1)
+        # How long the worker took, after the last send, to catch up: well under a second
+        # unless the run saturated it (the producer and reader share the machine's cores).
+        behind = time.monotonic() - sent
+        cpu = time.process_time() - cpu  # this process: the producer and the stream reader
         stop.set()
         reader.join()
         delays = [seen_at[o] - paid_at[o] for o in measured if o in seen_at and o in paid_at]
         return {"target_rate": round(rate, 1), "sent_rate": round(sent_rate, 1),
+                "caught_up_after_s": round(behind, 2),
+                "producer_cpu_ms_per_message": round(1000 * cpu / len(workload.messages), 3),
                 "missing": len(measured - set(seen_at)), **percentiles(delays)}  # fmt: skip
 
     def db_floor(self) -> dict[str, Any]:
@@ -472,11 +484,18 @@ class Bench:
                             broker_url=self.target.broker_url,
                             events_stream=self.target.stream + ".floor")  # fmt: skip
         container = build(settings)
+        cpu, servers = time.process_time(), server_cpu()
         seconds = through_bus(container, workload, "floor")
+        cpu, servers = time.process_time() - cpu, _used_since(servers)
         container.database.dispose()
         messages = len(workload.messages)
+        # Where a message's cost goes without Celery: this process (validation, domain,
+        # SQLAlchemy, psycopg) and the database server.
         return {"messages": messages, "seconds": round(seconds, 3),
-                "rate": round(messages / seconds, 1)}  # fmt: skip
+                "rate": round(messages / seconds, 1),
+                "cpu_ms_per_message": round(1000 * cpu / messages, 3),
+                "server_cpu_ms_per_message": {k: round(1000 * v / messages, 3)
+                                              for k, v in servers.items() if v > 0}}  # fmt: skip
 
 
 def through_bus(container: Any, workload: Workload, prefix: str) -> float:
@@ -592,6 +611,11 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-").replace("--", "-")
 
 
+def _saturated(lat: dict[str, Any]) -> str:
+    behind = lat.get("caught_up_after_s", 0.0)
+    return f"; SATURATED: caught up {behind} s after the last send" if behind >= 0.5 else ""
+
+
 def _per_order(drain: dict[str, Any], orders: int) -> str:
     return " + ".join(
         f"{1000 * v / orders:.2f}" for _k, v in sorted(drain["server_cpu_seconds"].items())
@@ -626,10 +650,14 @@ def table(r: dict[str, Any]) -> str:
             f"| payment → event at {int(lat['share'] * 100)}% of peak "
             f"({lat['sent_rate']} msg/s sent) | | p50 {lat.get('p50_ms')} / p95 "
             f"{lat.get('p95_ms')} / p99 {lat.get('p99_ms')} / max {lat.get('max_ms')} ms"
-            f"{'' if not lat['missing'] else ', ' + str(lat['missing']) + ' missing'} |"
+            f"{'' if not lat['missing'] else ', ' + str(lat['missing']) + ' missing'}"
+            f"; producer + reader {lat.get('producer_cpu_ms_per_message')} CPU ms/message"
+            f"{_saturated(lat)} |"
         )
     floor = r["database_floor"]
+    servers = ", ".join(f"{k} {v}" for k, v in sorted(floor["server_cpu_ms_per_message"].items()))
     lines.append(f"| database floor (bus in one process, no Celery), messages/s | | "
-                 f"{floor['rate']} |")  # fmt: skip
+                 f"{floor['rate']} (CPU ms per message: bench process "
+                 f"{floor['cpu_ms_per_message']}; {servers or 'no server'}) |")  # fmt: skip
     lines.append(f"| outcomes | | {quota['outcomes']} |")
     return "\n".join(lines)

@@ -46,7 +46,7 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
         ("payment by id", repository._PAYMENT, {"id": f"pay-{tag}-7"}),
         ("held payments and early cancel", repository._ORDER_FACTS, {"o": order}),
         ("processed message (insert; a redelivery fails on the key)",
-         repository._INSERT[t.processed_messages],
+         repository.INSERT[t.processed_messages],
          {"message_id": "m-x", "task": "t", "outcome": "o", "order_id": order,
           "processed_at": now}),
         ("relay: claim a batch", relay._CLAIM[True], {"n": 500, "now": now}),

@@ -100,8 +100,8 @@ _CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
 _SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
 _PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
 _SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
-# Inserts that need no generated key back (no RETURNING on PostgreSQL).
-_INSERT = {table: insert(table).inline() for table in t.metadata.tables.values()}
+# Each table's plain insert, needing no generated key back (no RETURNING on PostgreSQL).
+INSERT = {table: insert(table).inline() for table in t.metadata.tables.values()}
 _DELETE_ADDRESS = (
     delete(t.addresses)
     .where(
@@ -268,7 +268,7 @@ class Repository:
 
     def add_change(self, change: QuotaChange, now: datetime, message_id: str | None) -> None:
         self.queue.write(
-            _INSERT[t.quota_changes], {**_change_row(change), "created_at": now, "updated_at": now}
+            INSERT[t.quota_changes], {**_change_row(change), "created_at": now, "updated_at": now}
         )
         self._record_transitions(change, message_id)
 
@@ -283,7 +283,7 @@ class Repository:
     def _record_transitions(self, change: QuotaChange, message_id: str | None) -> None:
         if change.transitions:
             self.queue.write(
-                _INSERT[t.transitions],
+                INSERT[t.transitions],
                 [
                     {
                         "request_id": change.request_id,
@@ -308,7 +308,7 @@ class Repository:
         return [(r.payment_id, r.order_id) for r in rows]
 
     def add_payment(self, payment: Payment) -> None:
-        self.queue.write(_INSERT[t.payments], _payment_row(payment))
+        self.queue.write(INSERT[t.payments], _payment_row(payment))
 
     def save_payment(self, payment: Payment) -> None:
         self.queue.write(
@@ -338,7 +338,7 @@ class Repository:
         """Record the message as processed (queued): if it already was, the commit fails
         on the primary key (`already_processed` tells that error)."""
         self.queue.write(
-            _INSERT[t.processed_messages],
+            INSERT[t.processed_messages],
             {
                 "message_id": message_id,
                 "task": task,
@@ -359,7 +359,7 @@ class Repository:
         now: datetime,
     ) -> None:
         self.queue.write(
-            _INSERT[t.dead_letters],
+            INSERT[t.dead_letters],
             {
                 "message_id": message_id,
                 "task": task,

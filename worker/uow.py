@@ -6,17 +6,14 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
 
-from sqlalchemy import Connection, RootTransaction, insert
+from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
 from events.outbound import to_cloudevent
 from worker import tables as t
 from worker.db import Database
-from worker.repository import Repository, already_processed
-
-OUTBOX_INSERT = insert(t.outbox).inline()
-HISTORY_INSERT = insert(t.limit_history).inline()
+from worker.repository import INSERT, Repository, already_processed
 
 
 class UnitOfWork:
@@ -106,11 +103,11 @@ class UnitOfWork:
                     "created_at": now,
                 }
             )
-        self.repo.queue.write(OUTBOX_INSERT, rows)
+        self.repo.queue.write(INSERT[t.outbox], rows)
         history = [e for e in self._events if isinstance(e, QuotaChanged)]
         if history:
             self.repo.queue.write(
-                HISTORY_INSERT,
+                INSERT[t.limit_history],
                 [
                     {
                         "service_mail_id": e.service_mail_id,

@@ -12,7 +12,7 @@ from tests.integration.shop import Shop
 from worker import tables as t
 from worker.bootstrap import Container
 from worker.pipeline import StatementQueue
-from worker.repository import _INSERT
+from worker.repository import INSERT
 
 MAIL = select(t.service_mails).where(t.service_mails.c.id == bindparam("id"))
 
@@ -40,7 +40,7 @@ def test_a_read_sees_the_writes_queued_before_it_and_values_keep_their_types(
     mail_id = "pipe-" + shop.provision()[0]
     with app.database.engine.connect() as conn, conn.begin():
         queue = StatementQueue(conn)
-        queue.write(_INSERT[t.service_mails], _mail_row(mail_id, 7))
+        queue.write(INSERT[t.service_mails], _mail_row(mail_id, 7))
         (rows,) = queue.read((MAIL, {"id": mail_id}))
         assert rows[0].address_limit == 7
         # UTC-aware datetimes back, as SQLAlchemy's column type gives them on every backend
@@ -54,7 +54,7 @@ def test_a_read_sees_the_writes_queued_before_it_and_values_keep_their_types(
 def test_nothing_queued_is_written_without_the_commit(app: Container, shop: Shop) -> None:
     mail_id = "pipe-" + shop.provision()[0]
     with app.database.engine.connect() as conn, conn.begin():
-        StatementQueue(conn).write(_INSERT[t.service_mails], _mail_row(mail_id, 7))
+        StatementQueue(conn).write(INSERT[t.service_mails], _mail_row(mail_id, 7))
     with app.database.engine.connect() as conn:
         assert conn.execute(MAIL, {"id": mail_id}).first() is None
 
@@ -67,8 +67,8 @@ def test_a_failed_commit_raises_sqlalchemys_error_and_leaves_the_connection_clea
     with engine.connect() as conn:
         tx = conn.begin()
         queue = StatementQueue(conn)
-        queue.write(_INSERT[t.service_mails], _mail_row(mail_id, 7))
-        queue.write(_INSERT[t.service_mails], _mail_row(mail_id, 8))  # the same key again
+        queue.write(INSERT[t.service_mails], _mail_row(mail_id, 7))
+        queue.write(INSERT[t.service_mails], _mail_row(mail_id, 8))  # the same key again
         with pytest.raises(IntegrityError):
             queue.commit(tx)
     # Every pooled connection works afterwards and nothing of the batch was written.

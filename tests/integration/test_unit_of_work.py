@@ -232,3 +232,15 @@ def test_an_address_is_counted_once_and_removed_once(shop: Shop) -> None:
     assert shop.send(commands.RecordAddressCreated(mail, "a@b.ch")) == "known"
     assert shop.send(commands.RecordAddressDeleted(mail, "a@b.ch")) == "removed"
     assert shop.send(commands.RecordAddressDeleted(mail, "a@b.ch")) == "unknown"
+
+
+def test_a_service_mail_a_message_leaves_as_it_is_is_not_written(shop: Shop, clock: Clock) -> None:
+    mail, account = shop.provision(limit=10)
+    provisioned = shop.mail(mail).updated_at
+    clock.advance(minutes=5)
+    order = shop.request(mail, account, expected=10, new=20)
+    assert shop.send(order) == "awaiting_payment"  # read and row-locked, not changed
+    assert shop.mail(mail).updated_at == provisioned
+    clock.advance(minutes=5)
+    assert shop.send(shop.payment(order.order_id)) == "applied"
+    assert shop.mail(mail).updated_at == clock.current

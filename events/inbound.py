@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import (
@@ -28,6 +28,12 @@ EmailAddress = Annotated[
 ]
 
 
+# What an order or payment time can be: anything else is a bug or hostile (and the
+# year 1 or 9999 with an offset would overflow once converted to UTC).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _aware_iso8601(value: object) -> datetime:
     if not isinstance(value, str) or not 10 <= len(value) <= 40:
         raise ValueError("must be an ISO 8601 time with a timezone offset")
@@ -37,6 +43,12 @@ def _aware_iso8601(value: object) -> datetime:
         raise ValueError("must be an ISO 8601 time with a timezone offset") from exc
     if parsed.tzinfo is None:
         raise ValueError("must carry a timezone offset, e.g. 2026-11-24T10:00:00+01:00")
+    try:
+        in_range = EARLIEST <= parsed <= LATEST  # compared in UTC, which may overflow
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
     return parsed
 
 

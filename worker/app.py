@@ -8,8 +8,12 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
-from worker import logs, transport
+from worker import logs, transport, transport_amqp
+from worker.envelope import RETRY_QUEUE
 from worker.settings import Settings
+
+# The contract's queues and the worker's own retry queue.
+CONSUMED_QUEUES = (*QUEUES, RETRY_QUEUE)
 
 # Redis redelivers a message not acknowledged within this many seconds. It
 # must exceed the longest a message can stay unacknowledged while healthy:
@@ -29,8 +33,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if redis_broker:
         # A message popped and recorded as unacknowledged in one atomic step, so a
         # killed worker cannot lose it (kombu#305; see worker/transport.py).
-        transport.install(atomic=settings.redis_atomic_pop)
+        transport.install()
         options = {
+            "quota_atomic_pop": settings.redis_atomic_pop,
+            "quota_max_message_bytes": settings.max_message_bytes,
             "visibility_timeout": VISIBILITY_TIMEOUT,
             # Scan for unacknowledged messages every 10 s (kombu's default is
             # every ~100 s), so the timeout above is what bounds recovery.
@@ -42,6 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "health_check_interval": 25,
         }
     elif broker.startswith(("amqp", "pyamqp")):
+        transport_amqp.install()  # tells each delivery's queue (see worker/envelope.py)
         options = {"confirm_publish": True}
     return {
         "broker_url": broker,
@@ -75,7 +82,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_consumer": "worker.consumer:QuotaConsumer",
-        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        "task_queues": [Queue(name, routing_key=name) for name in CONSUMED_QUEUES],  # type: ignore[no-untyped-call]
         "task_default_queue": QUEUES[0],
         "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
     }

@@ -9,6 +9,7 @@ import structlog
 
 from domain import commands
 from worker import handlers
+from worker.envelope import StoredBody
 from worker.handlers import Deps
 from worker.uow import UnitOfWork
 
@@ -48,7 +49,7 @@ class MessageBus:
         *,
         message_id: str | None,
         task: str | None,
-        body: str,
+        body: StoredBody | str,
         error: str,
         content_type: str | None = "application/json",
         rejection: commands.RejectInvalidMessage | None = None,
@@ -62,7 +63,7 @@ class MessageBus:
             uow.repo.add_dead_letter(
                 message_id=message_id,
                 task=task,
-                body=body,
+                body=body if isinstance(body, StoredBody) else StoredBody.of(body),
                 content_type=content_type,
                 error=error,
                 now=now,

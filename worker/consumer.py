@@ -1,62 +1,134 @@
-"""The worker's consumer, taught to keep what it cannot decode as a dead letter.
+"""The worker's consumer: every delivered message passes the envelope checks first.
 
-Celery acknowledges (and so drops) a message in a refused serializer, for an
-unknown task or of a broken shape, after logging it. The contract says
-nothing is dropped: each is stored with its raw body first. A pickle body
-is stored as bytes (base64) and never deserialized.
+`QuotaConsumer.create_task_handler` wraps Celery's own handler of a
+delivered task message. Before Celery builds a request (let alone sends it to
+a pool process), `worker.envelope.check` decides from the envelope alone
+whether the message may run; a refused one is stored as a dead letter
+(`invalid_message: <why>`) in this process and acknowledged once that is
+committed, so it costs no pool process, no retry and no restart. Whatever
+Celery or kombu still cannot handle (a decode error, an unknown task, an
+exception of their own) ends the same way: nothing is dropped, nothing stops
+the consumer. A pickle, yaml or msgpack body is stored as it came (base64 if
+not UTF-8) and never deserialized.
 """
 
 from __future__ import annotations
 
-import base64
 import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from celery import signals
 from celery.worker.consumer import Consumer
 
+from worker import envelope
 from worker.bootstrap import container
+from worker.envelope import StoredBody
 
 log = structlog.get_logger(__name__)
 
+# A dead letter that cannot be written (the database is away): wait, then put the
+# message back for another try, rather than spin on it.
+UNREACHABLE_PAUSE_SECONDS = 1.0
+
 
 class QuotaConsumer(Consumer):  # type: ignore[misc]
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], None]:
+        celery_handler = super().create_task_handler(*args, **kwargs)
+        max_bytes = container().settings.max_message_bytes
+
+        def on_task_received(message: Any) -> None:
+            try:
+                refusal = envelope.check(_delivery(message), max_bytes=max_bytes, now=_now())
+            except Exception as exc:  # a check must never be what stops the consumer
+                log.exception("envelope_check_failed")
+                refusal = f"its envelope could not be read ({type(exc).__name__})"
+            if refusal is not None:
+                refuse(message, refusal)
+                return
+            envelope.ignore_hints(message.headers, message.properties)
+            if message.delivery_info[envelope.QUEUE_KEY] != envelope.RETRY_QUEUE:
+                envelope.ignore_producer_retries(message.headers)
+            try:
+                celery_handler(message)
+            except Exception as exc:
+                log.exception("celery_could_not_take_message")
+                refuse(message, f"Celery could not take it ({type(exc).__name__}: {exc})"[:500])
+
+        return on_task_received
+
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        _keep(message, f"refused content type {message.content_type!r}: {exc}")
-        message.ack()
+        refuse(message, f"refused content type {message.content_type!r}: {exc}")
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
-        _keep(message, "not a Celery task message (no task name)")
-        message.ack()
+        refuse(message, "not a Celery task message (no task name)")
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        _keep(message, f"unknown task: {exc}")
-        message.ack()
+        refuse(message, f"unknown task: {exc}")
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        _keep(message, f"invalid task message: {exc}")
-        message.ack()
+        refuse(message, f"invalid task message: {exc}")
 
 
-def _keep(message: Any, error: str) -> None:
-    headers = message.headers or {}
-    raw = message.body
-    if isinstance(raw, bytes):
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            body = "base64:" + base64.b64encode(raw).decode("ascii")
-    else:
-        body = str(raw)
-    task = headers.get("task")
-    container().bus.dead_letter(
-        message_id=headers.get("id"),
-        task=task if isinstance(task, str) else None,
-        body=body,
-        error=error,
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _delivery(message: Any) -> envelope.Delivery:
+    body = message.body
+    return envelope.Delivery(
+        headers=message.headers,
+        properties=message.properties or {},
+        delivery_info=message.delivery_info or {},
+        body=body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body),
         content_type=message.content_type,
+        content_encoding=message.content_encoding,
     )
+
+
+def _clean(value: object) -> str | None:
+    """A header value fit to store as a key: a printable string of at most 255 characters."""
+    if isinstance(value, str) and 1 <= len(value) <= envelope.MAX_ID_LENGTH and value.isprintable():
+        return value
+    return None
+
+
+def refuse(message: Any, reason: str) -> None:
+    """Keep a refused message as a dead letter, then acknowledge it (never before)."""
+    headers = message.headers if isinstance(message.headers, Mapping) else {}
+    properties = message.properties or {}
+    raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    if isinstance(properties.get(envelope.REFUSED_KEY), str):  # our transport's stand-in
+        stored = StoredBody(
+            envelope.show(raw, cut=True),
+            int(properties[envelope.SIZE_KEY]),
+            str(properties[envelope.SHA256_KEY]),
+        )
+    else:
+        stored = StoredBody.of(raw)
+    message_id, task = _clean(headers.get("id")), _clean(headers.get("task"))
+    if message_id is None and headers.get("id") is not None:
+        reason += f" (id {ascii(headers.get('id'))[:100]})"
+    content_type = message.content_type if isinstance(message.content_type, str) else None
+    try:
+        container().bus.dead_letter(
+            message_id=message_id,
+            task=task,
+            body=stored,
+            error=f"invalid_message: {reason}",
+            content_type=content_type[:255] if content_type else None,
+        )
+    except Exception:
+        log.exception("dead_letter_unreachable_requeued", error=reason)
+        time.sleep(UNREACHABLE_PAUSE_SECONDS)
+        if not message.acknowledged:
+            message.reject(requeue=True)
+        return
+    if not message.acknowledged:
+        message.ack()
 
 
 @signals.task_failure.connect
@@ -73,6 +145,6 @@ def _keep_failed(
     container().bus.dead_letter(
         message_id=task_id,
         task=getattr(sender, "name", None),
-        body=body,
+        body=StoredBody.of(body),
         error=f"task failed: {type(exception).__name__}: {exception}",
     )

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from worker import tables as t
+from worker.envelope import StoredBody
 from worker.pipeline import StatementQueue
 
 # The hot path's statements, built once: SQLAlchemy then skips building each
@@ -341,7 +342,7 @@ class Repository:
             INSERT[t.processed_messages],
             {
                 "message_id": message_id,
-                "task": task,
+                "task": task[:64],  # a refused message's task may be any name
                 "outcome": outcome[:40],
                 "order_id": order_id,
                 "processed_at": now,
@@ -353,7 +354,7 @@ class Repository:
         *,
         message_id: str | None,
         task: str | None,
-        body: str,
+        body: StoredBody,
         content_type: str | None,
         error: str,
         now: datetime,
@@ -363,7 +364,9 @@ class Repository:
             {
                 "message_id": message_id,
                 "task": task,
-                "body": body,
+                "body": body.text,
+                "body_size": body.size,
+                "body_sha256": body.sha256,
                 "content_type": content_type,
                 "error": error,
                 "created_at": now,

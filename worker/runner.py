@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from events.inbound import QUEUES
 from worker import metrics, plot
-from worker.app import create_app
+from worker.app import CONSUMED_QUEUES, create_app
 from worker.bootstrap import Container
 from worker.ops import Thresholds, snapshot
 from worker.relay import Relay, Waker
@@ -54,7 +53,7 @@ class Runner:
         host = socket.gethostname()
         return [
             sys.executable, "-m", "celery", "-A", "worker.app:app", "worker",
-            "--queues", ",".join(QUEUES),
+            "--queues", ",".join(CONSUMED_QUEUES),
             "--pool", self.layout.pool,
             "--concurrency", str(self.layout.concurrency),
             # Unique per supervisor: two `run`s on one host must not share a

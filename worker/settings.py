@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         "(off: kombu's own BRPOP transport, for a Redis that refuses scripts)",
     )
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    max_message_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="the largest message body accepted; a larger one is a dead letter",
+    )
     plans: str = Field(
         default="", description="the plan table as JSON; the contract's table if empty"
     )

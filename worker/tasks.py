@@ -18,6 +18,7 @@ from events.inbound import INBOUND, Identifier, describe
 from events.translate import to_command
 from worker.app import MAX_RETRY_COUNTDOWN, app
 from worker.bootstrap import container
+from worker.envelope import RETRY_QUEUE
 from worker.metrics import MESSAGES, outcome_kind
 
 log = structlog.get_logger(__name__)
@@ -51,13 +52,13 @@ def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         )
     schema = INBOUND[task.name][1]
     try:
-        message = schema.model_validate(kwargs)
+        command = to_command(schema.model_validate(kwargs))
     except ValidationError as exc:
         return _invalid(task, args, kwargs, describe(exc))
+    except Exception as exc:  # anything a payload provokes is the payload's fault
+        return _invalid(task, args, kwargs, f"unreadable payload ({type(exc).__name__})")
     try:
-        return container().bus.handle(
-            to_command(message), message_id=task.request.id, task=task.name
-        )
+        return container().bus.handle(command, message_id=task.request.id, task=task.name)
     except errors.InvalidMessage as exc:
         return _invalid(task, args, kwargs, exc.detail)
 
@@ -71,7 +72,8 @@ def _retry_or_give_up(
         log.warning(
             "transient_error_retrying", error=str(exc), retries=retries, countdown=countdown
         )
-        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES)
+        # Onto the worker's own queue: a producer's message never carries an eta.
+        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES, queue=RETRY_QUEUE)
     try:
         return _dead_letter(task, args, kwargs, f"gave up after {retries} retries: {exc}")
     except TRANSIENT as again:

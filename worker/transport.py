@@ -14,10 +14,18 @@ so an empty poll is followed by a short wait on the event loop (1 ms, doubling
 to ``quota_poll_interval_max``, 50 ms by default) instead of BRPOP's
 server-side block; a delivery resets it. While messages flow, nothing waits.
 
+Every item taken from a queue, by either pop, is read by
+``worker.envelope.read_redis_item`` before kombu sees it: its delivery info
+becomes the queue it was really taken from (never the one it claims), and an
+item kombu could not decode (not JSON, an unknown ``body_encoding``, bad
+base64, a compressed body) becomes a small stand-in the consumer
+dead-letters, instead of an exception that crashes or reconnects the worker.
+
 Everything else (acks, rejects, restores, fanout for remote control) is
 kombu's own code. ``install()`` (called by ``worker.app.celery_config``)
 makes it the transport of every ``redis://``, ``rediss://`` and
-``redis+socket://`` URL; QUOTA_REDIS_ATOMIC_POP=false goes back to kombu's.
+``redis+socket://`` URL; QUOTA_REDIS_ATOMIC_POP=false (the transport option
+``quota_atomic_pop``) takes messages with kombu's own BRPOP instead.
 """
 
 from __future__ import annotations
@@ -30,27 +38,34 @@ from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
 from redis.exceptions import NoScriptError
 
+from worker import envelope
+
 # KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3..] the queue lists in
-# kombu's BRPOP order; ARGV[1] the time recorded in the index.
-# Returns {list, message, recorded}: recorded is 0 for an item that is not a
-# kombu envelope (kombu's own code then decides what becomes of it).
+# kombu's BRPOP order; ARGV[1] the time recorded in the index, ARGV[2] the
+# largest item decoded here (a larger one is refused by the consumer), ARGV[3..]
+# the queue of each list (ARGV[i] for KEYS[i]). Recorded as sent to that queue through the anonymous
+# exchange, so a restore puts it back where it was taken, whatever it claims.
+# Returns {list, message, 1, delivery tag} for a recorded item, {list, message, 0}
+# for one that is not a kombu envelope (the consumer records what it delivers in
+# its place).
 POP_AND_RECORD = """
 for i = 3, #KEYS do
   local item = redis.call('RPOP', KEYS[i])
   if item then
+    if #item > tonumber(ARGV[2]) then
+      return {KEYS[i], item, 0}
+    end
     local ok, message = pcall(cjson.decode, item)
-    if ok and type(message) == 'table' and type(message.properties) == 'table' then
-      local props = message.properties
-      local tag, info = props.delivery_tag, props.delivery_info
-      if type(tag) == 'string' and type(info) == 'table'
-          and type(info.exchange) == 'string' and type(info.routing_key) == 'string' then
+    -- Only what kombu can restore: properties and headers objects (a list has [1]).
+    if ok and type(message) == 'table' and type(message.properties) == 'table'
+        and type(message.headers) == 'table' and message.headers[1] == nil then
+      local tag = message.properties.delivery_tag
+      if type(tag) == 'string' and tag ~= '' then
         redis.call('ZADD', KEYS[2], ARGV[1], tag)
-        redis.call('HSET', KEYS[1], tag, '[' .. item .. ',' .. cjson.encode(info.exchange)
-          .. ',' .. cjson.encode(info.routing_key) .. ']')
-        return {KEYS[i], item, 1}
+        redis.call('HSET', KEYS[1], tag, '[' .. item .. ',"",' .. cjson.encode(ARGV[i]) .. ']')
+        return {KEYS[i], item, 1, tag}
       end
     end
     return {KEYS[i], item, 0}
@@ -82,8 +97,12 @@ class Channel(kombu_redis.Channel):
     from_transport_options = (  # type: ignore[assignment]
         *kombu_redis.Channel.from_transport_options,
         "quota_poll_interval_max",
+        "quota_atomic_pop",
+        "quota_max_message_bytes",
     )
     quota_poll_interval_max = POLL_INTERVAL_MAX
+    quota_atomic_pop = True
+    quota_max_message_bytes = 4 * 1024 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Delivery tags of the message being delivered whose pop recorded it already.
@@ -95,7 +114,7 @@ class Channel(kombu_redis.Channel):
 
     def _atomic(self) -> bool:
         # Key prefixes are rewritten by kombu's client for BRPOP only; keep its path there.
-        return not self.global_keyprefix
+        return bool(self.quota_atomic_pop) and not self.global_keyprefix
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         if not self._atomic():
@@ -109,7 +128,8 @@ class Channel(kombu_redis.Channel):
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return None
-        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+        pairs = [(self._q_for_pri(q, pri), q) for pri in self.priority_steps for q in queues]
+        keys = [key for key, _ in pairs]
         if self._script_sha is None:
             self._script_sha = self.client.script_load(POP_AND_RECORD)
         self._in_poll = self.client.connection
@@ -122,6 +142,8 @@ class Channel(kombu_redis.Channel):
             self.qos.unacked_index_key,
             *keys,
             time.time(),
+            envelope.raw_limit(self.quota_max_message_bytes),
+            *(queue for _, queue in pairs),
         )
         return None
 
@@ -139,11 +161,11 @@ class Channel(kombu_redis.Channel):
             loop.call_later(self._idle_wait, _nothing)
 
     def _brpop_read(self, **options: Any) -> bool:
-        if not self._atomic():
-            return bool(super()._brpop_read(**options))
+        atomic = self._atomic()
+        command = "EVALSHA" if atomic else "BRPOP"
         try:
             try:
-                reply = self.client.parse_response(self.client.connection, "EVALSHA", **options)
+                reply = self.client.parse_response(self.client.connection, command, **options)
             except NoScriptError:
                 # Redis restarted and forgot the script: load it again on the next poll.
                 self._script_sha = None
@@ -152,24 +174,29 @@ class Channel(kombu_redis.Channel):
                 self.client.connection.disconnect()
                 raise
             if not reply:
-                self._idle()
+                if atomic:
+                    self._idle()
                 raise Empty()
             self._idle_wait = 0.0
-            key, item, recorded = reply
-            dest = bytes_to_str(key).rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(dest)
-            message = loads(bytes_to_str(item))
-            tag: str = message["properties"]["delivery_tag"] if recorded else ""
-            if tag:
-                self._recorded.add(tag)
-            try:
-                self.connection._deliver(message, dest)
-            finally:
-                self._recorded.discard(tag)
+            key, item, *recorded = reply
+            tag = bytes_to_str(recorded[1]) if recorded[:1] == [1] else ""
+            self._deliver_item(bytes_to_str(key).rsplit(self.sep, 1)[0], item, tag)
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
+
+    def _deliver_item(self, queue: str, item: bytes, tag: str) -> None:
+        """Deliver an item taken from `queue`; `tag` is its delivery tag if the pop recorded it."""
+        self._queue_cycle.rotate(queue)
+        message = envelope.read_redis_item(item, queue, self.quota_max_message_bytes)
+        if tag:
+            message["properties"]["delivery_tag"] = tag  # the record's, whatever was read
+            self._recorded.add(tag)
+        try:
+            self.connection._deliver(message, queue)
+        finally:
+            self._recorded.discard(tag)
 
 
 class Transport(kombu_redis.Transport):
@@ -181,10 +208,9 @@ class Transport(kombu_redis.Transport):
         super().register_with_event_loop(connection, loop)
 
 
-def install(atomic: bool = True) -> None:
-    """Make this (or, with atomic=False, kombu's own) the transport of Redis URLs here."""
-    chosen = f"{__name__}:Transport" if atomic else "kombu.transport.redis:Transport"
+def install() -> None:
+    """Make this the transport of Redis URLs here."""
     for scheme in ("redis", "rediss"):
-        kombu_transport.TRANSPORT_ALIASES[scheme] = chosen
+        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
         # Forget a resolution made before (kombu caches transports by name).
         kombu_transport._transport_cache.pop(scheme, None)

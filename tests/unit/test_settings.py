@@ -66,22 +66,34 @@ def test_the_payment_timeout_must_be_a_positive_number(
 
 
 @pytest.mark.parametrize(
-    ("atomic", "broker", "expected"),
+    ("atomic", "broker"),
     [
-        (True, "redis://127.0.0.1:6379/0", "worker.transport"),
-        (True, "redis+socket:///tmp/redis.sock", "worker.transport"),
-        (False, "redis://127.0.0.1:6379/0", "kombu.transport.redis"),
+        (True, "redis://127.0.0.1:6379/0"),
+        (True, "redis+socket:///tmp/redis.sock"),
+        (False, "redis://127.0.0.1:6379/0"),
     ],
 )
-def test_a_redis_broker_gets_the_transport_quota_redis_atomic_pop_chooses(
-    atomic: bool, broker: str, expected: str
+def test_a_redis_broker_gets_our_transport_and_the_pop_quota_redis_atomic_pop_chooses(
+    atomic: bool, broker: str
 ) -> None:
+    """Either pop, every delivery passes our transport (it reads each item before kombu)."""
     from kombu import Connection
 
     from worker.app import celery_config
 
-    try:
-        config = celery_config(Settings(broker_url=broker, redis_atomic_pop=atomic))
-        assert type(Connection(config["broker_url"]).transport).__module__ == expected
-    finally:
-        celery_config(Settings(broker_url="redis://", redis_atomic_pop=True))
+    config = celery_config(Settings(broker_url=broker, redis_atomic_pop=atomic))
+    conn = Connection(config["broker_url"], transport_options=config["broker_transport_options"])
+    assert type(conn.transport).__module__ == "worker.transport"
+    assert config["broker_transport_options"]["quota_atomic_pop"] is atomic
+
+
+def test_an_amqp_broker_gets_the_transport_that_tells_each_deliverys_queue() -> None:
+    from kombu import Connection
+
+    from worker.app import celery_config
+
+    for url in ("amqp://guest@127.0.0.1//", "amqps://guest@127.0.0.1//"):
+        config = celery_config(Settings(broker_url=url))
+        assert type(Connection(config["broker_url"]).transport).__module__ == (
+            "worker.transport_amqp"
+        )

@@ -31,6 +31,8 @@ IDS = {
 TIMES = {
     "no-offset": "2026-11-24T10:00:00", "date-only": "2026-11-24", "word": "tomorrow",
     "epoch": 1732442400, "empty": "", "bad-month": "2026-13-01T00:00:00Z", "huge": "9" * 500,
+    "year-1-east": "0001-01-01T00:00+14:00", "year-9999-west": "9999-12-31T23:59-14:00",
+    "before-2000": "1999-12-31T23:59:59Z", "after-2200": "2200-01-01T00:00:01Z",
 }  # fmt: skip
 CURRENCIES = {"lower": "chf", "four": "CHFF", "digits": "123", "empty": "", "int": 756}
 EMAILS = {

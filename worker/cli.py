@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import make_url
 
 from worker import logs
+from worker.safe_text import printable
 
 log = structlog.get_logger("quota-worker")
 
@@ -125,7 +126,7 @@ def check_dependencies(settings: Any, wait_seconds: float = 30) -> None:
         raise click.ClickException(f"cannot reach the database {safe_url(url)}: {exc}") from exc
     if revision != current_head():
         raise click.ClickException(
-            f"the database {safe_url(url)} is at revision {revision or 'none'}, "
+            f"the database {safe_url(url)} is at revision {printable(revision or 'none')}, "
             f"not {current_head()}: run `quota-worker db upgrade` first"
         )
     client = redis.Redis.from_url(settings.redis(), socket_timeout=5, socket_connect_timeout=5)

@@ -13,13 +13,22 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from domain import commands
 from domain.model import ChangeState
 from worker import ops
+from worker.safe_text import printable
 
 # Piped into a file or grep, rows must not be cut at rich's default 80 columns.
-console = Console() if sys.stdout.isatty() else Console(width=200)
+# Stored data reaches rich only as Text (never parsed as markup); emoji codes
+# such as :smile: are never expanded either.
+console = Console(emoji=False) if sys.stdout.isatty() else Console(width=200, emoji=False)
+
+
+def _cell(value: object) -> Text:
+    """A value from stored data (or the broker) as rich shows it: escaped, never markup."""
+    return Text(printable(value))
 
 
 def _container() -> Any:
@@ -37,7 +46,8 @@ def _app() -> Any:
 
 
 def _json(data: Any) -> None:
-    click.echo(json.dumps(data, default=_default, indent=2))
+    # ensure_ascii: every control character (and all non-ASCII) is a \uXXXX escape.
+    click.echo(json.dumps(data, default=_default, indent=2, ensure_ascii=True))
 
 
 def _default(value: object) -> str:
@@ -110,7 +120,7 @@ def _print_status(snap: ops.Status) -> None:
     queues.add_column("queue")
     queues.add_column("waiting", justify="right")
     for name, depth in snap.queues.items():
-        queues.add_row(name, "—" if depth is None else str(depth))
+        queues.add_row(_cell(name), "—" if depth is None else str(depth))
     if snap.unacked is not None:
         queues.add_row("(in flight, unacked)", str(snap.unacked))
     console.print(queues)
@@ -119,7 +129,7 @@ def _print_status(snap: ops.Status) -> None:
     workers.add_column("node")
     workers.add_column("concurrency", justify="right")
     for node, size in snap.workers.items():
-        workers.add_row(node, str(size))
+        workers.add_row(_cell(node), str(size))
     if not snap.workers:
         workers.add_row("[red]none answered[/red]", "")
     console.print(workers)
@@ -128,7 +138,7 @@ def _print_status(snap: ops.Status) -> None:
     changes.add_column("state")
     changes.add_column("count", justify="right")
     for state, count in snap.changes.items():
-        changes.add_row(state, str(count))
+        changes.add_row(_cell(state), str(count))
     changes.add_row("oldest awaiting payment", _age(snap.oldest_awaiting_seconds))
     changes.add_row("payments held (no order yet)", str(snap.payments_held))
     console.print(changes)
@@ -146,12 +156,12 @@ def _print_status(snap: ops.Status) -> None:
     letters.add_column("error")
     letters.add_column("count", justify="right")
     for row in snap.dead_letters:
-        letters.add_row(str(row["task"]), row["error"], str(row["count"]))
+        letters.add_row(_cell(row["task"]), _cell(row["error"]), str(row["count"]))
     console.print(letters)
     if snap.healthy:
         console.print("[green]healthy[/green]")
     for problem in snap.problems:
-        console.print(f"[red]unhealthy:[/red] {problem}")
+        console.print(Text.assemble(("unhealthy:", "red"), " ", printable(problem)))
 
 
 # -- health -------------------------------------------------------------------
@@ -225,12 +235,12 @@ def requests_list(
             r["expires_at"].isoformat(timespec="seconds") if r["expires_at"] else ""
         )
         table.add_row(
-            r["request_id"],
-            r["order_id"],
-            r["service_mail_id"],
-            f"{r['expected_address_limit']} → {r['new_address_limit']}",
-            r["state"],
-            note,
+            _cell(r["request_id"]),
+            _cell(r["order_id"]),
+            _cell(r["service_mail_id"]),
+            _cell(f"{r['expected_address_limit']} → {r['new_address_limit']}"),
+            _cell(r["state"]),
+            _cell(note),
         )
     console.print(table)
 
@@ -247,45 +257,55 @@ def requests_show(request_or_order_id: str, as_json: bool) -> None:
         _json(trail)
         return
     change = trail["change"]
+    # Every stored value is escaped (p) and reaches rich as plain Text, never as markup.
+    p = printable
     if change:
         console.print(
-            f"[bold]{change['request_id']}[/bold] order {change['order_id']} · "
-            f"Service Mail {change['service_mail_id']} · account {change['account_id']}\n"
-            f"{change['expected_address_limit']} → {change['new_address_limit']} addresses, "
-            f"{change['amount_due']} {change['currency']} due · "
-            f"state [bold]{change['state']}[/bold]"
-            + (f" ({change['reason']}: {change['detail']})" if change["reason"] else "")
+            Text.assemble(
+                (p(change["request_id"]), "bold"),
+                f" order {p(change['order_id'])} · "
+                f"Service Mail {p(change['service_mail_id'])} · "
+                f"account {p(change['account_id'])}\n"
+                f"{p(change['expected_address_limit'])} → {p(change['new_address_limit'])} "
+                f"addresses, {p(change['amount_due'])} {p(change['currency'])} due · state ",
+                (p(change["state"]), "bold"),
+                f" ({p(change['reason'])}: {p(change['detail'])})" if change["reason"] else "",
+            )
         )
     else:
-        console.print(f"no change request for order {request_or_order_id} (yet); its messages:")
+        console.print(
+            Text(f"no change request for order {p(request_or_order_id)} (yet); its messages:")
+        )
     timeline = Table(title="trail", title_justify="left")
     for column in ("time", "what", "detail"):
         timeline.add_column(column)
     entries: list[tuple[datetime, str, str]] = []
     for m in trail["messages"]:
         entries.append(
-            (m["processed_at"], f"message {m['task']}", f"{m['message_id']} → {m['outcome']}")
-        )
+            (m["processed_at"], f"message {p(m['task'])}",
+             f"{p(m['message_id'])} → {p(m['outcome'])}")
+        )  # fmt: skip
     for tr in trail["transitions"]:
-        detail = f"by {tr['message_id']}" if tr["message_id"] else ""
+        detail = f"by {p(tr['message_id'])}" if tr["message_id"] else ""
         if tr["reason"]:
-            detail = f"{tr['reason']} {detail}".strip()
-        entries.append((tr["at"], f"{tr['from_state']} → {tr['to_state']}", detail))
-    for p in trail["payments"]:
+            detail = f"{p(tr['reason'])} {detail}".strip()
+        entries.append((tr["at"], f"{p(tr['from_state'])} → {p(tr['to_state'])}", detail))
+    for pay in trail["payments"]:
         entries.append(
-            (p["received_at"], f"payment {p['payment_id']}",
-             f"{p['amount']} {p['currency']} · {p['status']}"
-             + (f" ({p['refund_reason']})" if p["refund_reason"] else ""))
+            (pay["received_at"], f"payment {p(pay['payment_id'])}",
+             f"{p(pay['amount'])} {p(pay['currency'])} · {p(pay['status'])}"
+             + (f" ({p(pay['refund_reason'])})" if pay["refund_reason"] else ""))
         )  # fmt: skip
     for e in trail["events"]:
         published = (
             e["published_at"].isoformat(timespec="seconds") if e["published_at"] else "NOT YET"
         )
         entries.append(
-            (e["created_at"], f"event {e['type']}", f"{e['id']} · published {published}")
+            (e["created_at"], f"event {p(e['type'])}", f"{p(e['id'])} · published {published}")
         )
     for when, what, detail in sorted(entries, key=lambda x: x[0]):
-        timeline.add_row(when.isoformat(timespec="milliseconds"), what, detail)
+        # what and detail are escaped above: Text keeps them from being read as markup.
+        timeline.add_row(when.isoformat(timespec="milliseconds"), Text(what), Text(detail))
     console.print(timeline)
 
 
@@ -318,8 +338,8 @@ def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) 
         table.add_column(column)
     for r in rows:
         table.add_row(
-            str(r["id"]), r["created_at"].isoformat(timespec="seconds"), str(r["task"]),
-            r["error"][:100], r["status"],
+            str(r["id"]), r["created_at"].isoformat(timespec="seconds"), _cell(r["task"]),
+            _cell(r["error"][:100]), _cell(r["status"]),
         )  # fmt: skip
     console.print(table)
     if rows and status == "stored":
@@ -353,10 +373,15 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
     for n, letter_id in enumerate(letter_ids, 1):
         try:
             message_id = ops.replay_dead_letter(container, app, letter_id)
-            click.echo(f"[{n}/{len(letter_ids)}] {letter_id}: sent again as {message_id}")
+            click.echo(
+                f"[{n}/{len(letter_ids)}] {letter_id}: sent again as {printable(message_id)}"
+            )
         except ops.NotReplayable as exc:
             failed += 1
-            click.echo(f"[{n}/{len(letter_ids)}] {letter_id}: not replayed: {exc}", err=True)
+            # The reason quotes stored data (task, content type, a discard's reason).
+            click.echo(
+                f"[{n}/{len(letter_ids)}] {letter_id}: not replayed: {printable(exc)}", err=True
+            )
     sys.exit(1 if failed else 0)
 
 
@@ -377,7 +402,7 @@ def _awaiting(key: str) -> dict[str, Any]:
         raise click.ClickException(f"no change request {key!r}")
     if change["state"] != "awaiting_payment":
         raise click.ClickException(
-            f"change {change['request_id']} is {change['state']}, "
+            f"change {printable(change['request_id'])} is {printable(change['state'])}, "
             "not awaiting payment: nothing to end"
         )
     return change

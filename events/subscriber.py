@@ -6,10 +6,16 @@
         if event.type == "mail.quota.changed":
             dashboard.set_limit(event.data.service_mail_id, event.data.address_limit)
 
-    QuotaEvents("redis://redis:6379/0").consume("dashboard", handle)
+    QuotaEvents("redis://dashboard:PASSWORD@redis:6379/0").consume("dashboard", handle)
 
 What it does for you, on a Redis consumer group (`XREADGROUP`):
 - creates the group if missing, reading the stream from its start;
+- hands over only the worker's own events: an entry whose CloudEvent
+  `specversion` is not `1.0`, or whose `source` is not the one given (the
+  worker's `QUOTA_EVENT_SOURCE`, `quota-worker` by default), is acknowledged,
+  logged (`foreign_event_skipped`) and counted in `skipped`, never handed to
+  `handler`, and moves neither the held versions nor the ids seen: an entry
+  anyone else wrote cannot shadow a genuine event;
 - acknowledges an entry only after `handler` returned; an entry whose handler
   raised stays pending and is tried again;
 - claims entries left pending by a crashed consumer once they are idle for
@@ -21,6 +27,14 @@ What it does for you, on a Redis consumer group (`XREADGROUP`):
 
 Delivery is at least once: a consumer killed while its handler runs sees that
 event again. Handlers should be idempotent, as everywhere with queues.
+
+The `source` check tells the worker's events from entries written by any
+other client that could XADD; the Redis users of deploy/redis/users.acl
+(SECURITY.md, "Locking the broker down") keep consumers from writing the
+stream at all. The bookkeeping (`<stream>:<group>:seen:<id>`,
+`<stream>:<group>:versions`) uses only commands that cannot replace or expire
+the stream (SETNX and GETEX, not SET), so a consumer's user needs none that
+could. Redis 6.2 or newer (XAUTOCLAIM, GETEX).
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ import json
 import os
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +56,17 @@ from events.schemas import CloudEvent, EventData, QuotaChangedData
 
 log = structlog.get_logger(__name__)
 
+SPECVERSION = "1.0"
+DEFAULT_SOURCE = "quota-worker"
+"""The worker's default `QUOTA_EVENT_SOURCE`."""
+
 # Marks the event handled and acknowledges it in one step; for a quota change,
 # also raises the group's version of the Service Mail, never lowers it.
+# SETNX + GETEX rather than SET ... EX: neither can replace a key of another
+# type (the stream), so a consumer's ACL user needs no such command.
 _FINISH = """
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])
+redis.call('SETNX', KEYS[1], '1')
+redis.call('GETEX', KEYS[1], 'EX', ARGV[3])
 if ARGV[4] ~= '' then
   local held = tonumber(redis.call('HGET', KEYS[2], ARGV[4]) or '0')
   if tonumber(ARGV[5]) > held then redis.call('HSET', KEYS[2], ARGV[4], ARGV[5]) end
@@ -77,12 +99,18 @@ class QuotaEvents:
         stream: str = "quota.events",
         *,
         remember_seconds: int = 30 * 24 * 3600,
+        source: str = DEFAULT_SOURCE,
     ) -> None:
         self.client = redis.Redis.from_url(
             redis_url, socket_timeout=30, socket_connect_timeout=10, decode_responses=True
         )
         self.stream = stream
         self.remember_seconds = remember_seconds
+        self.source = source
+        """Only events of this CloudEvents `source` are handed over (`QUOTA_EVENT_SOURCE`)."""
+        self.skipped: Counter[str] = Counter()
+        """Entries acknowledged without the handler because they are not the worker's, by
+        reason: `specversion`, `source` (`foreign_event_skipped`) or `unreadable`."""
         self._finish = self.client.register_script(_FINISH)
         self._stop = threading.Event()
 
@@ -165,12 +193,17 @@ class QuotaEvents:
         versions_key = f"{self.stream}:{group}:versions"
         try:
             cloudevent = CloudEvent.model_validate(json.loads(fields["event"]))
-            data = cloudevent.parsed_data() or cloudevent.data
         except (KeyError, ValueError, ValidationError) as exc:
-            # Not one of ours: acknowledged so it cannot block the group, and logged.
-            log.error("unreadable_event_skipped", entry_id=entry_id, error=str(exc)[:300])
-            self.client.xack(self.stream, group, entry_id)
-            return True
+            return self._skip(group, entry_id, "unreadable", exc)
+        # Before anything is read from it, even its data: an entry someone else wrote
+        # must not reach the handler nor move the versions and ids this group holds.
+        if cloudevent.specversion != SPECVERSION or cloudevent.source != self.source:
+            reason = "specversion" if cloudevent.specversion != SPECVERSION else "source"
+            return self._skip(group, entry_id, reason, cloudevent=cloudevent)
+        try:
+            data = cloudevent.parsed_data() or cloudevent.data
+        except ValidationError as exc:
+            return self._skip(group, entry_id, "unreadable", exc)
         event = Event(entry_id, cloudevent.id, cloudevent.type, cloudevent.subject, cloudevent,
                       data)  # fmt: skip
         version_field, version = "", 0
@@ -191,3 +224,34 @@ class QuotaEvents:
             args=[group, entry_id, self.remember_seconds, version_field, version],
         )
         return True
+
+    def _skip(
+        self,
+        group: str,
+        entry_id: str,
+        reason: str,
+        error: Exception | None = None,
+        cloudevent: CloudEvent | None = None,
+    ) -> bool:
+        """Not one of ours: acknowledged so it cannot block the group, logged and counted."""
+        if cloudevent is None:
+            log.error("unreadable_event_skipped", entry_id=entry_id, error=_shown(str(error), 300))
+        else:
+            log.warning(
+                "foreign_event_skipped",
+                entry_id=entry_id,
+                reason=reason,
+                source=_shown(cloudevent.source),
+                specversion=_shown(cloudevent.specversion),
+                expected_source=_shown(self.source),
+            )
+        self.skipped[reason] += 1
+        self.client.xack(self.stream, group, entry_id)
+        return True
+
+
+def _shown(value: str, limit: int = 64) -> str:
+    """A value from the entry, safe to log: at most `limit` characters, control and
+    non-ASCII characters escaped (`\\x1b`, `\\u202e`)."""
+    shown = ascii(value[:limit])[1:-1]
+    return shown + "..." if len(value) > limit else shown

@@ -1,7 +1,9 @@
-"""The consumer helper against a real Redis stream: acks, claims, dedup, versions, crashes."""
+"""The consumer helper against a real Redis stream: acks, claims, dedup, versions, crashes,
+entries not from the worker."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -11,7 +13,9 @@ from typing import Any
 
 import pytest
 import redis
+from structlog.testing import capture_logs
 
+from events.outbound import OutboundEvent
 from events.schemas import QuotaChangedData
 from events.subscriber import Event, QuotaEvents
 from tests.conftest import Services
@@ -25,10 +29,15 @@ def stream(services: Services) -> str:
 
 
 def consume(
-    services: Services, stream: str, handler: Callable[[Event], Any], max_events: int, **kw: Any
-) -> int:
+    services: Services,
+    stream: str,
+    handler: Callable[[Event], Any],
+    max_events: int,
+    events: QuotaEvents | None = None,
+    **kw: Any,
+) -> QuotaEvents:
     """Run `consume` until `max_events` are acknowledged; fail rather than hang."""
-    events = QuotaEvents(services.redis_url, stream)
+    events = events or QuotaEvents(services.redis_url, stream)
     watchdog = threading.Timer(30, events.stop)
     watchdog.start()
     try:
@@ -36,12 +45,28 @@ def consume(
     finally:
         watchdog.cancel()
     assert done == max_events, f"only {done} of {max_events} acknowledged within 30 s"
-    return done
+    return events
+
+
+def forged(event: OutboundEvent, **envelope: str) -> OutboundEvent:
+    """`event` with its CloudEvent attributes replaced, as a client able to XADD writes it."""
+    body = {**json.loads(event.body), **envelope}
+    return OutboundEvent(body["id"], event.type, event.subject, json.dumps(body))
 
 
 def pending(services: Services, stream: str, group: str = "dashboard") -> int:
     info: Any = redis.Redis.from_url(services.redis_url).xpending(stream, group)
     return int(info["pending"])
+
+
+def quota_versions(seen: list[int]) -> Callable[[Event], None]:
+    """A handler recording the `version` of each `mail.quota.changed` it is handed."""
+
+    def handle(event: Event) -> None:
+        assert isinstance(event.data, QuotaChangedData)
+        seen.append(event.data.version)
+
+    return handle
 
 
 def test_every_event_is_handed_over_in_order_and_acknowledged(
@@ -65,18 +90,22 @@ def test_an_event_published_twice_is_handled_once(services: Services, stream: st
     assert pending(services, stream) == 0
 
 
+def test_an_id_is_remembered_for_remember_seconds(services: Services, stream: str) -> None:
+    event = expired("sm-ttl")
+    publish(services.redis_url, stream, [event])
+    events = QuotaEvents(services.redis_url, stream, remember_seconds=600)
+    consume(services, stream, lambda e: None, 1, events)
+    ttl = redis.Redis.from_url(services.redis_url).ttl(f"{stream}:dashboard:seen:{event.id}")
+    assert 590 < ttl <= 600
+
+
 def test_a_quota_change_older_than_the_one_held_is_skipped(services: Services, stream: str) -> None:
     mail = new_id("sm")
     publish(services.redis_url, stream,
             [quota_changed(mail, 1), quota_changed(mail, 3), quota_changed(mail, 2),
              quota_changed(mail, 3), quota_changed(mail, 4)])  # fmt: skip
     versions: list[int] = []
-
-    def handle(event: Event) -> None:
-        assert isinstance(event.data, QuotaChangedData)
-        versions.append(event.data.version)
-
-    consume(services, stream, handle, 5)
+    consume(services, stream, quota_versions(versions), 5)
     assert versions == [1, 3, 4]
 
 
@@ -106,6 +135,54 @@ def test_an_entry_that_is_not_a_cloudevent_is_skipped_not_stuck(
     consume(services, stream, lambda e: seen.append(e.subject), 2)
     assert seen == ["sm-after"]
     assert pending(services, stream) == 0
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [{"source": "quota-worker-forged"}, {"source": ""}, {"specversion": "0.3"},
+     {"specversion": "1.0.1"}],
+    ids=["wrong-source", "empty-source", "old-specversion", "other-specversion"],
+)  # fmt: skip
+def test_an_entry_not_from_the_worker_is_skipped_and_cannot_shadow_later_events(
+    services: Services, stream: str, envelope: dict[str, str]
+) -> None:
+    mail = new_id("sm")
+    genuine = quota_changed(mail, 2)
+    # The incident: a forged top version, here even under the genuine event's id.
+    forgery = forged(quota_changed(mail, 2147483647), id=genuine.id, **envelope)
+    publish(services.redis_url, stream, [quota_changed(mail, 1), forgery, genuine])
+    versions: list[int] = []
+    events = consume(services, stream, quota_versions(versions), 3)
+    assert versions == [1, 2]
+    assert events.skipped == {next(iter(envelope)): 1}
+    assert pending(services, stream) == 0
+    held = redis.Redis.from_url(services.redis_url).hget(f"{stream}:dashboard:versions", mail)
+    assert held == b"2"
+
+
+def test_a_skipped_entry_is_logged_escaped_and_truncated_never_with_its_body(
+    services: Services, stream: str
+) -> None:
+    mail = new_id("sm")
+    source = "\x1b]52;c;cm0gLXJmIH4=\x07\u202e" + "x" * 500
+    publish(services.redis_url, stream, [forged(quota_changed(mail, 7), source=source)])
+    with capture_logs() as logs:
+        consume(services, stream, lambda e: pytest.fail(f"handed over: {e}"), 1)
+    (record,) = [r for r in logs if r["event"] == "foreign_event_skipped"]
+    assert record["reason"] == "source" and record["specversion"] == "1.0"
+    assert record["source"].startswith("\\x1b]52;c;cm0gLXJmIH4=\\x07\\u202exxx")
+    assert len(record["source"]) < 100 and record["source"].isprintable()
+    assert record["entry_id"] and mail not in repr(record)
+
+
+def test_only_the_configured_source_is_handed_over(services: Services, stream: str) -> None:
+    mail = new_id("sm")
+    ours = forged(quota_changed(mail, 2), source="quota-worker-eu")
+    publish(services.redis_url, stream, [quota_changed(mail, 1), ours])
+    versions: list[int] = []
+    events = QuotaEvents(services.redis_url, stream, source="quota-worker-eu")
+    consume(services, stream, quota_versions(versions), 2, events=events)
+    assert versions == [2] and events.skipped == {"source": 1}
 
 
 def crash_a_consumer(services: Services, stream: str, name: str, crash_at: int) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import pytest
 import yaml
 
+from events import subscriber
 from worker import cli, runner
 from worker.settings import Settings
 
@@ -20,6 +23,11 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+ACL_FILE = ROOT / "deploy" / "redis" / "users.acl"
+# name -> rules, as redis-server reads the file (it allows no comments).
+ACL = {
+    line.split()[1]: line.split()[2:] for line in ACL_FILE.read_text().splitlines() if line.strip()
+}
 
 
 def _interpolate(value: str) -> str:
@@ -103,7 +111,7 @@ def test_the_worker_is_given_longer_to_stop_than_its_warm_shutdown_takes() -> No
 
 
 def test_flower_watches_the_broker_the_worker_uses() -> None:
-    command = " ".join(SERVICES["flower"]["command"])
+    command = _interpolate(" ".join(SERVICES["flower"]["command"]))
     assert f"--broker={_env('worker')['QUOTA_BROKER_URL']}" in command
 
 
@@ -142,3 +150,86 @@ def test_grafana_is_given_the_dashboards_and_the_prometheus_datasource() -> None
     mounts = " ".join(SERVICES["grafana"]["volumes"])
     assert "./deploy/grafana/dashboards" in mounts and "./deploy/grafana/provisioning" in mounts
     assert (ROOT / "deploy/grafana/dashboards/quota-worker.json").is_file()
+
+
+def _redis_option(name: str) -> str:
+    command = SERVICES["redis"]["command"]
+    return str(command[command.index(name) + 1])
+
+
+def test_redis_loads_the_acl_file_of_the_repository() -> None:
+    path = _redis_option("--aclfile")
+    assert f"./deploy/redis/users.acl:{path}:ro" in SERVICES["redis"]["volumes"]
+    assert all(line.startswith("user ") for line in ACL_FILE.read_text().splitlines() if line)
+
+
+def test_no_one_reaches_redis_without_a_password() -> None:
+    assert ACL["default"] == ["off"]
+    for user, rules in ACL.items():
+        assert "nopass" not in rules, user
+
+
+@pytest.mark.parametrize("service", ["migrate", "worker"])
+@pytest.mark.parametrize("url", ["QUOTA_BROKER_URL", "QUOTA_REDIS_URL"])
+def test_the_worker_logs_in_as_the_acl_files_worker_user(service: str, url: str) -> None:
+    raw = str(SERVICES[service]["environment"][url])
+    login = urlsplit(_interpolate(raw))
+    assert login.username == "quota-worker" and f">{login.password}" in ACL["quota-worker"]
+    assert "${REDIS_WORKER_PASSWORD:-" in raw
+
+
+def test_flower_and_the_redis_healthcheck_use_the_worker_users_password() -> None:
+    password = urlsplit(_env("worker")["QUOTA_BROKER_URL"]).password
+    flower = " ".join(SERVICES["flower"]["command"])
+    check = SERVICES["redis"]["healthcheck"]["test"]
+    assert "${REDIS_WORKER_PASSWORD:-" in flower and "${REDIS_WORKER_PASSWORD:-" in " ".join(check)
+    assert check[check.index("--user") + 1] == "quota-worker"
+    assert _interpolate(check[check.index("--pass") + 1]) == password
+
+
+def test_quota_events_by_default_takes_the_events_the_compose_worker_publishes() -> None:
+    source = _env("worker")["QUOTA_EVENT_SOURCE"]
+    assert source == subscriber.DEFAULT_SOURCE == Settings.model_fields["event_source"].default
+
+
+def _commands(rules: list[str]) -> set[str]:
+    return {rule[1:].lower() for rule in rules if rule.startswith("+")}
+
+
+def _finish_commands() -> set[str]:
+    """What QuotaEvents' Lua script calls: it runs with the consumer's rights."""
+    return {c.lower() for c in re.findall(r"redis\.call\('(\w+)'", subscriber._FINISH)}
+
+
+def test_the_consumer_user_may_run_what_quota_events_runs() -> None:
+    granted = _commands(ACL["dashboard"])
+    issued = {"xreadgroup", "xautoclaim", "xack", "xgroup|create", "exists", "hget",
+              "evalsha", "script|load"}  # fmt: skip
+    assert _finish_commands() == {"setnx", "getex", "hget", "hset", "xack"}
+    assert issued | _finish_commands() <= granted
+    stream = _env("worker")["QUOTA_EVENTS_STREAM"]
+    keys = [rule[1:] for rule in ACL["dashboard"] if rule.startswith("~")]
+    for key in (stream, f"{stream}:dashboard:seen:an-event-id", f"{stream}:dashboard:versions"):
+        assert any(fnmatch.fnmatchcase(key, pattern) for pattern in keys), key
+    assert not any(fnmatch.fnmatchcase(f"{stream}:billing:versions", p) for p in keys)
+
+
+def test_the_consumer_user_may_not_write_the_stream() -> None:
+    rules = ACL["dashboard"]
+    # Commands one by one, never a category (+@write, +@stream, +@all would bring XADD).
+    assert not [r for r in rules if r.startswith(("+@", "allcommands", "&", "allchannels"))]
+    assert "resetchannels" in rules
+    writes = {"xadd", "xdel", "xtrim", "xsetid", "xgroup", "xgroup|destroy", "xgroup|setid",
+              "del", "unlink", "set", "getset", "expire", "pexpire", "expireat", "rename",
+              "copy", "restore", "move", "eval", "publish", "flushdb", "flushall"}  # fmt: skip
+    assert _commands(rules) & writes == set()
+
+
+def test_security_md_gives_the_acl_files_lines() -> None:
+    section = (ROOT / "SECURITY.md").read_text().split("## Locking the broker down")[1]
+    documented = [line for line in section.splitlines() if line.startswith("user ")]
+    # The same lines, with a placeholder where the file has its default password.
+    placeholder = re.compile(r" >[A-Z_]+_PASSWORD ")
+    assert [placeholder.sub(" >* ", line) for line in documented] == [
+        re.sub(r" >\S+ ", " >* ", line) for line in ACL_FILE.read_text().splitlines() if line
+    ]

@@ -58,7 +58,7 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
                 log.exception("celery_could_not_take_message")
                 refuse(message, f"Celery could not take it ({type(exc).__name__}: {exc})"[:500])
 
-        return on_task_received
+        return _never_raises(on_task_received)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         refuse(message, f"refused content type {message.content_type!r}: {exc}")
@@ -71,6 +71,21 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
         refuse(message, f"invalid task message: {exc}")
+
+
+def _never_raises(handler: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An exception out of the handler would stop the consumer (and the message would come
+    back and stop it again): log it and take the message off the queue instead."""
+
+    def guarded(message: Any) -> None:
+        try:
+            handler(message)
+        except Exception:
+            log.exception("message_handling_failed_discarded")
+            if not message.acknowledged:
+                message.reject(requeue=False)
+
+    return guarded
 
 
 def _now() -> datetime:
@@ -101,7 +116,7 @@ def refuse(message: Any, reason: str) -> None:
     headers = message.headers if isinstance(message.headers, Mapping) else {}
     properties = message.properties or {}
     raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-    if isinstance(properties.get(envelope.REFUSED_KEY), str):  # our transport's stand-in
+    if isinstance(properties.get(envelope.SIZE_KEY), int):  # our Redis transport's stand-in
         stored = StoredBody(
             envelope.show(raw, cut=True),
             int(properties[envelope.SIZE_KEY]),

@@ -9,11 +9,8 @@ from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
 from worker import logs, transport, transport_amqp
-from worker.envelope import RETRY_QUEUE
+from worker.envelope import CONSUMED_QUEUES
 from worker.settings import Settings
-
-# The contract's queues and the worker's own retry queue.
-CONSUMED_QUEUES = (*QUEUES, RETRY_QUEUE)
 
 # Redis redelivers a message not acknowledged within this many seconds. It
 # must exceed the longest a message can stay unacknowledged while healthy:

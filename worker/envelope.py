@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.inbound import INBOUND
+from events.inbound import INBOUND, QUEUES
 
 # The worker's own retries wait on this queue; only the worker may publish to it.
 RETRY_QUEUE = "quota.retry"
+# What the worker consumes: the contract's queues and its own retry queue.
+CONSUMED_QUEUES = (*QUEUES, RETRY_QUEUE)
 # Set by our transports on every delivery: the queue the message came from.
 QUEUE_KEY = "quota_queue"
 # Set by our Redis transport on a delivery it could not read as a kombu message.

@@ -11,9 +11,10 @@ from celery import Celery
 from sqlalchemy import Connection, func, or_, select, update
 
 from domain.model import ChangeState
-from events.inbound import INBOUND, QUEUES
+from events.inbound import INBOUND
 from worker import tables as t
 from worker.bootstrap import Container, utcnow
+from worker.envelope import CONSUMED_QUEUES, STORED_BODY_BYTES
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,12 @@ def queue_depths(app: Celery) -> tuple[dict[str, int | None], int | None]:
         if client is not None:
             # kombu on Redis: a queue is a list per priority step (an empty one
             # has no key), and ack emulation keeps in-flight messages in a hash.
-            for queue in QUEUES:
+            for queue in CONSUMED_QUEUES:
                 lists = {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
                 depths[queue] = sum(int(client.llen(key)) for key in lists)
             unacked = int(client.hlen(channel.unacked_key))
             return depths, unacked
-        for queue in QUEUES:
+        for queue in CONSUMED_QUEUES:
             try:
                 depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
             except Exception:  # not declared yet: no worker has started on this broker
@@ -277,6 +278,11 @@ def replay_dead_letter(container: Container, app: Celery, letter_id: int) -> str
     task = letter["task"]
     if task not in INBOUND:
         raise NotReplayable(f"dead letter {letter_id} is for {task!r}, not a task of the contract")
+    if (letter["body_size"] or 0) > STORED_BODY_BYTES:
+        raise NotReplayable(
+            f"dead letter {letter_id} keeps only the first {STORED_BODY_BYTES} of its "
+            f"{letter['body_size']} bytes: it cannot be replayed; discard it with a reason"
+        )
     try:
         body = json.loads(letter["body"])
         args, kwargs = body["args"], body["kwargs"]

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import structlog
 
 from worker import metrics, plot
-from worker.app import CONSUMED_QUEUES, create_app
+from worker.app import create_app
 from worker.bootstrap import Container
+from worker.envelope import CONSUMED_QUEUES
 from worker.ops import Thresholds, snapshot
 from worker.relay import Relay, Waker
 

@@ -47,7 +47,7 @@ def test_status_reports_workers_and_changes_as_json(
     assert result.returncode == 0, result.stdout + result.stderr
     assert status["healthy"] and status["workers"]
     assert status["changes"]["awaiting_payment"] >= 1
-    assert set(status["queues"]) == {"quota.orders", "quota.payments", "quota.mail"}
+    assert set(status["queues"]) == {"quota.orders", "quota.payments", "quota.mail", "quota.retry"}
 
 
 def test_status_exits_non_zero_with_the_reason_when_a_threshold_is_crossed(
@@ -170,6 +170,19 @@ def test_a_discarded_dead_letter_records_why_and_is_not_replayed(services: Servi
     assert discard.returncode == 0
     replay = cli(services, "dead-letters", "replay", str(letter))
     assert replay.returncode == 1 and "discarded" in replay.stderr
+
+
+def test_a_dead_letter_kept_only_in_part_is_not_replayed(services: Services) -> None:
+    """A body over 64 KiB is stored cut (with its full size): replaying it would send a
+    message that was never sent, so the command refuses and says what to do."""
+    letter = _stored_letter(
+        services, "mail.address_created", {"schema_version": 1, "padding": "x" * 100_000}
+    )
+    replay = cli(services, "dead-letters", "replay", str(letter))
+    assert replay.returncode == 1 and "cannot be replayed" in replay.stderr
+    shown = json.loads(cli(services, "dead-letters", "show", str(letter)).stdout)
+    assert shown["body_size"] > 100_000 and len(shown["body"]) == 64 * 1024
+    assert shown["status"] == "stored"
 
 
 def test_health_is_ready_and_live_while_the_worker_runs(

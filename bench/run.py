@@ -42,6 +42,7 @@ from celery import Celery
 from sqlalchemy import create_engine, insert, text
 
 import worker
+from bench.refusals import refusal_flood
 from bench.workload import START_LIMIT, Workload, generate, mail_id
 from events.inbound import INBOUND, QUEUES
 from worker.migrate import scratch_database
@@ -67,6 +68,7 @@ class Options:
     pool: str
     latency_seconds: float
     floor_orders: int
+    refusals: int = 20_000
 
 
 @dataclass
@@ -570,10 +572,10 @@ def run(
 
 
 def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
-    log("phase 1/4: baseline (no-op tasks, same configuration and layout)")
+    log("phase 1/5: baseline (no-op tasks, same configuration and layout)")
     base = bench.baseline()
     log(f"baseline: {base.rate} messages/s")
-    log(f"phase 2/4: quota-worker drains the same workload ({options.mails} Service Mails)")
+    log(f"phase 2/5: quota-worker drains the same workload ({options.mails} Service Mails)")
     seed_mails(target.database_url, "base", options.mails)
     workload = generate("base", options.mails, options.orders)
     with bench.quota_worker() as (root, names):
@@ -585,11 +587,15 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         bench.events.stop()
         lat = []
         for share in (0.5, 0.9):
-            log(f"phase 3/4: latency at {int(share * 100)}% of {quota.rate} messages/s")
+            log(f"phase 3/5: latency at {int(share * 100)}% of {quota.rate} messages/s")
             rate = quota.rate * share
             first_mail = 1_000_000 * (2 if share > 0.5 else 1)
             lat.append({"share": share, **bench.latency(rate, options.latency_seconds, first_mail)})
-    log("phase 4/4: database floor (the bus in one process, no Celery)")
+        log(f"phase 4/5: {options.refusals} refused messages, then one good one")
+        seed_mails(target.database_url, "flood", 1, first=3_000_000)
+        flood = refusal_flood(bench, names, options.refusals, 3_000_000)
+        log(f"refusals: {flood}")
+    log("phase 5/5: database floor (the bus in one process, no Celery)")
     floor = bench.db_floor()
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -603,6 +609,7 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         "cpu_ms_per_order": round(1000 * quota.cpu_seconds / options.orders, 2),
         "baseline_cpu_ms_per_order": round(1000 * base.cpu_seconds / options.orders, 2),
         "latency": lat,
+        "refusal_flood": flood,
         "database_floor": floor,
     }
 
@@ -653,6 +660,14 @@ def table(r: dict[str, Any]) -> str:
             f"{'' if not lat['missing'] else ', ' + str(lat['missing']) + ' missing'}"
             f"; producer + reader {lat.get('producer_cpu_ms_per_message')} CPU ms/message"
             f"{_saturated(lat)} |"
+        )
+    flood = r.get("refusal_flood")
+    if flood:
+        lines.append(
+            f"| {flood['refused']:,} refused messages, then one good one: time to the good "
+            f"one's event | | {flood['seconds_to_good_event']} s ({flood['refused_per_second']} "
+            f"refused/s, {flood['dead_lettered']:,} dead letters; valid messages drained at "
+            f"{quota['rate']}/s) |"
         )
     floor = r["database_floor"]
     servers = ", ".join(f"{k} {v}" for k, v in sorted(floor["server_cpu_ms_per_message"].items()))

@@ -323,6 +323,7 @@ def bench(
         pool=pool,
         latency_seconds=latency_seconds or (4.0 if quick else 20.0),
         floor_orders=200 if quick else 2000,
+        refusals=2000 if quick else 20_000,
     )
     try:
         run(options, database_url, broker_url, redis_url, out, click.echo)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
 from domain import events as domain_events
 from events.outbound import OutboundEvent, to_cloudevent
 from events.stream import StreamPublisher
+from events.subscriber import Event, QuotaEvents
+from tests.conftest import Services
 from tests.helpers import new_id
 
 
@@ -30,3 +35,23 @@ def publish(redis_url: str, stream: str, events: list[OutboundEvent]) -> None:
     StreamPublisher(redis.Redis.from_url(redis_url), stream).publish(
         [e.stream_fields() for e in events]
     )
+
+
+def consume(
+    services: Services,
+    stream: str,
+    handler: Callable[[Event], Any],
+    max_events: int,
+    events: QuotaEvents | None = None,
+    **kw: Any,
+) -> QuotaEvents:
+    """Run `consume` until `max_events` are acknowledged; fail rather than hang."""
+    events = events or QuotaEvents(services.redis_url, stream)
+    watchdog = threading.Timer(30, events.stop)
+    watchdog.start()
+    try:
+        done = events.consume("dashboard", handler, block_seconds=0.2, max_events=max_events, **kw)
+    finally:
+        watchdog.cancel()
+    assert done == max_events, f"only {done} of {max_events} acknowledged within 30 s"
+    return events

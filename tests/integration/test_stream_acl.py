@@ -34,7 +34,7 @@ from events.subscriber import Event, QuotaEvents
 from tests.conftest import Services, migrated_database
 from tests.helpers import new_id, short_tmp, wait_until
 from tests.integration.shop import Shop
-from tests.integration.stream_events import expired, publish, quota_changed
+from tests.integration.stream_events import consume, expired, publish, quota_changed
 from tests.payloads import VALID
 from worker.bootstrap import Container, build
 from worker.embedded import redis_server_binary
@@ -147,18 +147,8 @@ def worker_app(users: Users, acl_database: str, services: Services) -> Iterator[
     container.database.dispose()
 
 
-def consume(events: QuotaEvents, handler: Any, max_events: int, **kw: Any) -> None:
-    watchdog = threading.Timer(30, events.stop)
-    watchdog.start()
-    try:
-        done = events.consume("dashboard", handler, block_seconds=0.2, max_events=max_events, **kw)
-    finally:
-        watchdog.cancel()
-    assert done == max_events, f"only {done} of {max_events} acknowledged within 30 s"
-
-
 def test_quota_events_as_the_consumer_user_reads_what_the_worker_user_published(
-    users: Users, worker_app: Container
+    users: Users, worker_app: Container, services: Services
 ) -> None:
     # The relay as the worker runs it: woken by each commit (PUBLISH), XADDing the events.
     stop = threading.Event()
@@ -183,7 +173,7 @@ def test_quota_events_as_the_consumer_user_reads_what_the_worker_user_published(
 
     events = QuotaEvents(users.url("dashboard"), users.stream)
     handled: list[Event] = []
-    consume(events, handled.append, 5)
+    consume(services, users.stream, handled.append, 5, events=events)
     assert [e.type for e in handled] == [
         "mail.quota.change.accepted", "mail.quota.changed", "mail.quota.change.expired",
     ]  # fmt: skip

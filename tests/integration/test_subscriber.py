@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -20,32 +19,12 @@ from events.schemas import QuotaChangedData
 from events.subscriber import Event, QuotaEvents
 from tests.conftest import Services
 from tests.helpers import new_id
-from tests.integration.stream_events import expired, publish, quota_changed
+from tests.integration.stream_events import consume, expired, publish, quota_changed
 
 
 @pytest.fixture
 def stream(services: Services) -> str:
     return new_id(f"{services.stream}.sub")
-
-
-def consume(
-    services: Services,
-    stream: str,
-    handler: Callable[[Event], Any],
-    max_events: int,
-    events: QuotaEvents | None = None,
-    **kw: Any,
-) -> QuotaEvents:
-    """Run `consume` until `max_events` are acknowledged; fail rather than hang."""
-    events = events or QuotaEvents(services.redis_url, stream)
-    watchdog = threading.Timer(30, events.stop)
-    watchdog.start()
-    try:
-        done = events.consume("dashboard", handler, block_seconds=0.2, max_events=max_events, **kw)
-    finally:
-        watchdog.cancel()
-    assert done == max_events, f"only {done} of {max_events} acknowledged within 30 s"
-    return events
 
 
 def forged(event: OutboundEvent, **envelope: str) -> OutboundEvent:

@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Worth another try: the database was briefly away, or a concurrent
+# transaction won a unique key (the retry then sees its result).
+TRANSIENT_ERRORS = (OperationalError, IntegrityError, DBAPIError)
 
 
 def make_engine(url: str) -> Engine:

@@ -10,7 +10,6 @@ import structlog
 from celery import Task
 from celery.exceptions import Reject
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from structlog.contextvars import bound_contextvars
 
 from domain import commands, errors
@@ -18,14 +17,15 @@ from events.inbound import INBOUND, Identifier, describe
 from events.translate import to_command
 from worker.app import MAX_RETRY_COUNTDOWN, app
 from worker.bootstrap import container
+from worker.db import TRANSIENT_ERRORS
 from worker.envelope import RETRY_QUEUE
 from worker.metrics import MESSAGES, outcome_kind
 
 log = structlog.get_logger(__name__)
 
-# Worth another try: the database or broker was briefly away, or a
-# concurrent transaction won a unique key (the retry then sees its result).
-TRANSIENT = (OperationalError, IntegrityError, DBAPIError, ConnectionError, TimeoutError)
+# Worth another try: the database's transient errors (named by its adapter),
+# or the broker briefly away.
+TRANSIENT = (*TRANSIENT_ERRORS, ConnectionError, TimeoutError)
 MAX_RETRIES = 8
 _CONTEXT_KEYS = ("request_id", "order_id", "payment_id", "service_mail_id")
 

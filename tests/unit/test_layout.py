@@ -89,7 +89,6 @@ def test_the_check_reads_imports_inside_functions_and_relative_ones() -> None:
     assert _names_imported(source, "worker.cli") >= {"worker.settings", "worker.cli.logs"}
 
 
-@pytest.mark.xfail(strict=True, reason="worker.tasks names SQLAlchemy's exceptions itself")
 def test_the_celery_task_module_imports_no_sqlalchemy() -> None:
     """The tasks deal with the message and its retries; the database is an adapter's."""
     imported = _imported(TASKS_MODULE)

@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, insert, text
 
 from bench.run import database, seed_mails, through_bus
 from bench.workload import generate, mail_id
-from worker import relay, repository
-from worker import tables as t
+from worker.adapters import relay, repository
+from worker.adapters import tables as t
 from worker.bootstrap import build
 from worker.settings import Settings
 

@@ -45,7 +45,7 @@ import worker
 from bench.refusals import refusal_flood
 from bench.workload import START_LIMIT, Workload, generate, mail_id
 from events.inbound import INBOUND, QUEUES
-from worker.migrate import scratch_database
+from worker.adapters.migrate import scratch_database
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -101,7 +101,7 @@ def database(url: str | None, work: Path, tag: str) -> Iterator[str]:
 
 def seed_mails(url: str, tag: str, count: int, first: int = 0) -> None:
     """Service Mails straight into the table: set-up, not part of what is measured."""
-    from worker.tables import service_mails
+    from worker.adapters.tables import service_mails
 
     engine = create_engine(url)
     now = datetime.now(UTC)
@@ -519,7 +519,7 @@ def through_bus(container: Any, workload: Workload, prefix: str) -> float:
 @contextmanager
 def services(database_url: str | None, broker_url: str | None, redis_url: str | None,
              work: Path) -> Iterator[Target]:  # fmt: skip
-    from worker.embedded import EmbeddedRedis
+    from worker.adapters.embedded import EmbeddedRedis
 
     embedded = None
     if broker_url is None or redis_url is None:

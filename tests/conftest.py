@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import RUN, short_tmp
-from worker.embedded import EmbeddedRedis
-from worker.migrate import scratch_database
+from worker.adapters.embedded import EmbeddedRedis
+from worker.adapters.migrate import scratch_database
 
 
 @dataclass(frozen=True)

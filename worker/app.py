@@ -8,7 +8,8 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
-from worker import logs, transport, transport_amqp
+from worker import logs
+from worker.adapters import transport, transport_amqp
 from worker.envelope import CONSUMED_QUEUES
 from worker.settings import Settings
 
@@ -29,7 +30,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     redis_broker = broker.startswith(("redis", "rediss"))
     if redis_broker:
         # A message popped and recorded as unacknowledged in one atomic step, so a
-        # killed worker cannot lose it (kombu#305; see worker/transport.py).
+        # killed worker cannot lose it (kombu#305; see worker/adapters/transport.py).
         transport.install()
         options = {
             "quota_atomic_pop": settings.redis_atomic_pop,

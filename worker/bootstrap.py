@@ -12,11 +12,11 @@ import redis
 
 from domain.events import DomainEvent
 from events.stream import StreamPublisher, redis_client
+from worker.adapters.db import Database
+from worker.adapters.relay import Relay, Waker
 from worker.bus import MessageBus
-from worker.db import Database
 from worker.handlers import Deps
 from worker.metrics import count_committed
-from worker.relay import Relay, Waker
 from worker.settings import Settings
 from worker.uow import UnitOfWork
 

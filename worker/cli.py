@@ -106,7 +106,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema to the latest revision (Alembic)."""
-    from worker.migrate import upgrade
+    from worker.adapters.migrate import upgrade
 
     settings = load_settings()
     url = settings.database()
@@ -117,7 +117,7 @@ def db_upgrade() -> None:
 
 def check_dependencies(settings: Any, wait_seconds: float = 30) -> None:
     """The schema is migrated and the stream's Redis answers; else a ClickException saying why."""
-    from worker.migrate import current_head, current_revision
+    from worker.adapters.migrate import current_head, current_revision
 
     url = settings.database()
     try:
@@ -170,8 +170,8 @@ def run(processes: int, concurrency: int, pool: str) -> None:
 @layout_options
 def dev(processes: int, concurrency: int, pool: str) -> None:
     """Run on the embedded default: own Redis and an SQLite file under QUOTA_DATA_DIR."""
-    from worker.embedded import EmbeddedRedis, EmbeddedRedisError
-    from worker.migrate import upgrade
+    from worker.adapters.embedded import EmbeddedRedis, EmbeddedRedisError
+    from worker.adapters.migrate import upgrade
 
     settings = load_settings()
     try:

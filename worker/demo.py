@@ -26,8 +26,8 @@ from celery import Celery
 from rich.console import Console
 from rich.table import Table
 
-from worker.embedded import EmbeddedRedis, EmbeddedRedisError
-from worker.migrate import upgrade
+from worker.adapters.embedded import EmbeddedRedis, EmbeddedRedisError
+from worker.adapters.migrate import upgrade
 from worker.settings import EMBEDDED_DB_FILE
 
 PAYMENT_TIMEOUT = 6  # short, so the never-paid order expires while you watch

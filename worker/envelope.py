@@ -2,8 +2,8 @@
 
 Pure functions of what a transport delivered (headers, properties, delivery
 info, body), so each rule is a unit test. `worker/consumer.py` calls `check`
-before Celery builds a request, on both brokers; `worker/transport.py` and
-`worker/transport_amqp.py` make the fields it reads trustworthy: the queue a
+before Celery builds a request, on both brokers; `worker/adapters/transport.py` and
+`worker/adapters/transport_amqp.py` make the fields it reads trustworthy: the queue a
 message was really taken from (never the one its envelope claims), and a
 body that kombu has not decoded, decompressed or choked on.
 """

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, or_, select, update
 
 from domain.model import ChangeState
 from events.inbound import INBOUND
-from worker import tables as t
+from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
 from worker.envelope import CONSUMED_QUEUES, STORED_BODY_BYTES
 

@@ -15,7 +15,7 @@ from statistics import quantiles
 
 from sqlalchemy import delete, insert, select
 
-from worker import tables as t
+from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
 from worker.ops import Status
 

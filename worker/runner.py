@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import structlog
 
 from worker import metrics, plot
+from worker.adapters.relay import Relay, Waker
 from worker.app import create_app
 from worker.bootstrap import Container
 from worker.envelope import CONSUMED_QUEUES
 from worker.ops import Thresholds, snapshot
-from worker.relay import Relay, Waker
 
 log = structlog.get_logger(__name__)
 

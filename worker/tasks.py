@@ -15,9 +15,9 @@ from structlog.contextvars import bound_contextvars
 from domain import commands, errors
 from events.inbound import INBOUND, Identifier, describe
 from events.translate import to_command
+from worker.adapters.db import TRANSIENT_ERRORS
 from worker.app import MAX_RETRY_COUNTDOWN, app
 from worker.bootstrap import container
-from worker.db import TRANSIENT_ERRORS
 from worker.envelope import RETRY_QUEUE
 from worker.metrics import MESSAGES, outcome_kind
 

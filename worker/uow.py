@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
 from events.outbound import to_cloudevent
-from worker import tables as t
-from worker.db import Database
-from worker.repository import INSERT, Repository, already_processed
+from worker.adapters import tables as t
+from worker.adapters.db import Database
+from worker.adapters.repository import INSERT, Repository, already_processed
 
 
 class UnitOfWork:

@@ -13,7 +13,7 @@ from sqlalchemy import make_url
 from tests.conftest import Services
 from tests.e2e.conftest import start_worker, stop_worker
 from tests.helpers import short_tmp
-from worker.embedded import EmbeddedRedis
+from worker.adapters.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.e2e
 

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine
 
 from tests.conftest import Services
 from tests.helpers import new_id
-from worker import tables as t
+from worker.adapters import tables as t
 from worker.bootstrap import utcnow
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from domain import commands
 from tests.helpers import new_id
-from worker import tables as t
+from worker.adapters import tables as t
 from worker.bootstrap import Container
 
 

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from worker.migrate import current_head, current_revision
-from worker.tables import metadata
+from worker.adapters.migrate import current_head, current_revision
+from worker.adapters.tables import metadata
 
 
 def test_the_migrated_database_is_at_the_latest_revision(database_url: str) -> None:

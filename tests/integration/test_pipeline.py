@@ -9,10 +9,10 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tests.integration.shop import Shop
-from worker import tables as t
+from worker.adapters import tables as t
+from worker.adapters.pipeline import StatementQueue
+from worker.adapters.repository import INSERT
 from worker.bootstrap import Container
-from worker.pipeline import StatementQueue
-from worker.repository import INSERT
 
 MAIL = select(t.service_mails).where(t.service_mails.c.id == bindparam("id"))
 

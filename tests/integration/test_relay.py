@@ -10,9 +10,9 @@ import pytest
 
 from tests.helpers import EventReader, wait_until
 from tests.integration.shop import Shop
-from worker import relay as relay_module
+from worker.adapters import relay as relay_module
+from worker.adapters.relay import Relay, Waker
 from worker.bootstrap import Container
-from worker.relay import Relay, Waker
 
 
 @pytest.fixture

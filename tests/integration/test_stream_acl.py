@@ -36,8 +36,8 @@ from tests.helpers import new_id, short_tmp, wait_until
 from tests.integration.shop import Shop
 from tests.integration.stream_events import consume, expired, publish, quota_changed
 from tests.payloads import VALID
+from worker.adapters.embedded import redis_server_binary
 from worker.bootstrap import Container, build
-from worker.embedded import redis_server_binary
 from worker.settings import Settings
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "redis" / "users.acl"

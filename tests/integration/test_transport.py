@@ -1,4 +1,4 @@
-"""worker.transport on a real Redis: a taken message is always either queued or recorded.
+"""worker.adapters.transport on a real Redis: a taken message is always either queued or recorded.
 
 The crash is a consumer that sent its pop and never read the reply (killed
 then): Redis has taken the message either way; only the unacked record it
@@ -31,7 +31,7 @@ def transports(monkeypatch: pytest.MonkeyPatch) -> None:
 
     aliases = kombu.transport.TRANSPORT_ALIASES
     monkeypatch.setitem(aliases, STOCK, "kombu.transport.redis:Transport")
-    monkeypatch.setitem(aliases, ATOMIC, "worker.transport:Transport")
+    monkeypatch.setitem(aliases, ATOMIC, "worker.adapters.transport:Transport")
 
 
 class Broker:
@@ -92,7 +92,7 @@ def abandoned_pop(broker: Broker, transport: str, queue: Queue) -> None:
     """A consumer that sends its pop and dies before it reads the reply."""
     conn = broker.connection(transport)
     channel = conn.default_channel
-    assert (type(conn.transport).__module__ == "worker.transport") == (transport == ATOMIC)
+    assert (type(conn.transport).__module__ == "worker.adapters.transport") == (transport == ATOMIC)
     consumer = conn.Consumer([queue], callbacks=[lambda body, message: None])
     consumer.consume()
     conn.transport.cycle.on_poll_start()  # sends BRPOP / the pop script

@@ -7,8 +7,8 @@ import pytest
 from domain import commands, errors
 from tests.integration.conftest import Clock
 from tests.integration.shop import Shop
+from worker.adapters.repository import Repository
 from worker.bootstrap import Container
-from worker.repository import Repository
 
 CHANGED = "mail.quota.changed"
 ACCEPTED = "mail.quota.change.accepted"

@@ -11,7 +11,7 @@ from sqlalchemy import make_url
 
 from tests.conftest import Services, make_services, migrated_database, own_redis
 from tests.reliability.invariants import Report
-from worker.embedded import EmbeddedRedis
+from worker.adapters.embedded import EmbeddedRedis
 
 # CI runs the quick form; `make reliability` sets QUOTA_RELIABILITY_ORDERS=1000.
 ORDERS = int(os.environ.get("QUOTA_RELIABILITY_ORDERS", "120"))

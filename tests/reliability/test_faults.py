@@ -25,7 +25,7 @@ from tests.helpers import wait_until
 from tests.reliability import batch
 from tests.reliability.conftest import ORDERS, REPORTS
 from tests.reliability.invariants import Report, check, unsettled
-from worker.embedded import EmbeddedRedis
+from worker.adapters.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.reliability
 
@@ -117,7 +117,7 @@ def scenario(
         stop_worker(run.worker)
     client = _redis(services)
     check(engine, client, services.stream, ledger, report)
-    # Nothing may be lost, on any broker: on Redis worker.transport pops and records
+    # Nothing may be lost, on any broker: on Redis worker.adapters.transport pops and records
     # a message in one step, so even a consumer killed mid-pop loses nothing.
     report.violations.extend(report.lost_messages)
     if recover_within is not None and settled and recovery > recover_within:

@@ -54,7 +54,7 @@ def _resolves(args: list[str]) -> bool:
 
 
 def _code_reads(variable: str) -> bool:
-    return any(variable in path.read_text() for path in (ROOT / "worker").glob("*.py"))
+    return any(variable in path.read_text() for path in (ROOT / "worker").rglob("*.py"))
 
 
 @pytest.mark.parametrize("service", ["migrate", "worker"])

@@ -47,7 +47,7 @@ def _names_imported(source: str, package: str) -> set[str]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
             names.add(base)
-            # `from worker import tables` imports the module worker.tables.
+            # `from worker import settings` imports the module worker.settings.
             names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
 

@@ -83,7 +83,7 @@ def test_a_redis_broker_gets_our_transport_and_the_pop_quota_redis_atomic_pop_ch
 
     config = celery_config(Settings(broker_url=broker, redis_atomic_pop=atomic))
     conn = Connection(config["broker_url"], transport_options=config["broker_transport_options"])
-    assert type(conn.transport).__module__ == "worker.transport"
+    assert type(conn.transport).__module__ == "worker.adapters.transport"
     assert config["broker_transport_options"]["quota_atomic_pop"] is atomic
 
 
@@ -95,5 +95,5 @@ def test_an_amqp_broker_gets_the_transport_that_tells_each_deliverys_queue() -> 
     for url in ("amqp://guest@127.0.0.1//", "amqps://guest@127.0.0.1//"):
         config = celery_config(Settings(broker_url=url))
         assert type(Connection(config["broker_url"]).transport).__module__ == (
-            "worker.transport_amqp"
+            "worker.adapters.transport_amqp"
         )

@@ -26,9 +26,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
-from worker import tables as t
+from worker.adapters import tables as t
+from worker.adapters.pipeline import StatementQueue
 from worker.envelope import StoredBody
-from worker.pipeline import StatementQueue
 
 # The hot path's statements, built once: SQLAlchemy then skips building each
 # statement and its cache key per call, and psycopg prepares them server-side.

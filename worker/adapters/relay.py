@@ -20,10 +20,10 @@ from sqlalchemy import any_, bindparam, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.stream import StreamPublisher, wake_channel
-from worker import tables as t
-from worker.db import Database
+from worker.adapters import tables as t
+from worker.adapters.db import Database
+from worker.adapters.pipeline import StatementQueue
 from worker.metrics import COMMIT_TO_EVENT, EVENTS_PUBLISHED, RELAY_ERRORS
-from worker.pipeline import StatementQueue
 
 log = structlog.get_logger(__name__)
 

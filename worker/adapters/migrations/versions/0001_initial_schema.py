@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import worker.tables
+import worker.adapters.tables
 
 revision = "0001"
 down_revision = None
@@ -24,7 +24,7 @@ def upgrade() -> None:
         "addresses",
         sa.Column("service_mail_id", sa.String(length=64), nullable=False),
         sa.Column("address", sa.String(length=254), nullable=False),
-        sa.Column("created_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("service_mail_id", "address", name=op.f("pk_addresses")),
     )
     op.create_table(
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("content_type", sa.String(length=255), nullable=True),
         sa.Column("error", sa.Text(), nullable=False),
-        sa.Column("created_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=20), server_default="stored", nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
     )
@@ -53,7 +53,7 @@ def upgrade() -> None:
         "early_cancels",
         sa.Column("order_id", sa.String(length=64), nullable=False),
         sa.Column("reason", sa.String(length=200), nullable=False),
-        sa.Column("received_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("order_id", name=op.f("pk_early_cancels")),
     )
     op.create_table(
@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("address_limit", sa.Integer(), nullable=False),
         sa.Column("addresses_in_use", sa.Integer(), nullable=False),
         sa.Column("plan", sa.String(length=64), nullable=False),
-        sa.Column("applied_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("applied_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("service_mail_id", "version", name=op.f("pk_limit_history")),
     )
     op.create_table(
@@ -80,8 +80,8 @@ def upgrade() -> None:
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("subject", sa.String(length=80), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("created_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", worker.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
         sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
     )
@@ -100,8 +100,8 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(length=64), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("paid_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("received_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("refund_reason", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint("payment_id", name=op.f("pk_payments")),
@@ -121,7 +121,9 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=255), nullable=False),
         sa.Column("task", sa.String(length=64), nullable=False),
         sa.Column("outcome", sa.String(length=40), nullable=False),
-        sa.Column("processed_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "processed_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_processed_messages")),
     )
     op.create_table(
@@ -134,14 +136,16 @@ def upgrade() -> None:
         sa.Column("new_address_limit", sa.Integer(), nullable=False),
         sa.Column("amount_due", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
-        sa.Column("requested_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "requested_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=40), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.Column("expires_at", worker.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("payment_id", sa.String(length=64), nullable=True),
-        sa.Column("created_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_quota_changes")),
         sa.UniqueConstraint("order_id", name=op.f("uq_quota_changes_order_id")),
     )
@@ -172,7 +176,7 @@ def upgrade() -> None:
         sa.Column("address_limit", sa.Integer(), nullable=False),
         sa.Column("ksuite_id", sa.String(length=64), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("updated_at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_service_mails")),
     )
     op.create_table(
@@ -188,7 +192,7 @@ def upgrade() -> None:
         sa.Column("to_state", sa.String(length=20), nullable=False),
         sa.Column("reason", sa.String(length=200), nullable=True),
         sa.Column("message_id", sa.String(length=255), nullable=True),
-        sa.Column("at", worker.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["request_id"],
             ["quota_changes.request_id"],

@@ -34,7 +34,7 @@ def current_head() -> str:
 def current_revision(url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    from worker.db import make_engine
+    from worker.adapters.db import make_engine
 
     engine = make_engine(url)
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from worker.db import make_engine
-from worker.tables import metadata
+from worker.adapters.db import make_engine
+from worker.adapters.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import worker.tables
+import worker.adapters.tables
 
 revision = "0002"
 down_revision = "0001"
@@ -24,7 +24,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("resolution", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("replayed_as", sa.String(length=255), nullable=True))
         batch_op.add_column(
-            sa.Column("resolved_at", worker.tables.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "resolved_at", worker.adapters.tables.UTCDateTime(timezone=True), nullable=True
+            )
         )
 
     with op.batch_alter_table("outbox", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""Adapters: the database (tables, SQL, migrations), the broker transports, the stream relay."""

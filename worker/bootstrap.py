@@ -14,11 +14,11 @@ from domain.events import DomainEvent
 from events.stream import StreamPublisher, redis_client
 from worker.adapters.db import Database
 from worker.adapters.relay import Relay, Waker
-from worker.bus import MessageBus
-from worker.handlers import Deps
 from worker.metrics import count_committed
+from worker.service.bus import MessageBus
+from worker.service.handlers import Deps
+from worker.service.uow import UnitOfWork
 from worker.settings import Settings
-from worker.uow import UnitOfWork
 
 
 def utcnow() -> datetime:

@@ -17,7 +17,7 @@ from domain.events import ChangeRejected
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from domain.plans import PlanTable
 from worker.metrics import PAYMENT_TO_APPLIED
-from worker.uow import UnitOfWork
+from worker.service.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import structlog
 
 from domain import commands
-from worker import handlers
 from worker.envelope import StoredBody
-from worker.handlers import Deps
-from worker.uow import UnitOfWork
+from worker.service import handlers
+from worker.service.handlers import Deps
+from worker.service.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
 

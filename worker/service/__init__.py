@@ -1,0 +1,1 @@
+"""The service layer: the message bus, one handler per command, the unit of work."""

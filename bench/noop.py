@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 
 from events.inbound import INBOUND
-from worker.app import celery_config
+from worker.entrypoints.app import celery_config
 from worker.settings import Settings
 
 app = Celery("quota-worker-baseline", set_as_current=True)

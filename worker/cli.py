@@ -150,7 +150,7 @@ def check_dependencies(settings: Any, wait_seconds: float = 30) -> None:
 
 def _run(processes: int, concurrency: int, pool: str) -> int:
     from worker.bootstrap import build
-    from worker.runner import Layout, Runner
+    from worker.entrypoints.runner import Layout, Runner
 
     settings = load_settings()
     check_dependencies(settings)

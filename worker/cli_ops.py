@@ -39,8 +39,8 @@ def _container() -> Any:
 
 
 def _app() -> Any:
-    from worker.app import create_app
     from worker.cli import load_settings
+    from worker.entrypoints.app import create_app
 
     return create_app(load_settings())
 

@@ -14,7 +14,7 @@ from domain.model import ChangeState
 from events.inbound import INBOUND
 from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
-from worker.envelope import CONSUMED_QUEUES, STORED_BODY_BYTES
+from worker.entrypoints.envelope import CONSUMED_QUEUES, STORED_BODY_BYTES
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from events import subscriber
-from worker import cli, runner
+from worker import cli
+from worker.entrypoints import runner
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from worker import envelope
-from worker.envelope import Delivery, StoredBody, check, read_redis_item
+from worker.entrypoints import envelope
+from worker.entrypoints.envelope import Delivery, StoredBody, check, read_redis_item
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MAX = 4096

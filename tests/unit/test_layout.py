@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("domain", "events", "worker", "bench", "tests")
-TASKS_MODULE = "worker.tasks"
+TASKS_MODULE = "worker.entrypoints.tasks"
 
 
 def _module_name(path: Path) -> str:

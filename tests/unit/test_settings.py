@@ -79,7 +79,7 @@ def test_a_redis_broker_gets_our_transport_and_the_pop_quota_redis_atomic_pop_ch
     """Either pop, every delivery passes our transport (it reads each item before kombu)."""
     from kombu import Connection
 
-    from worker.app import celery_config
+    from worker.entrypoints.app import celery_config
 
     config = celery_config(Settings(broker_url=broker, redis_atomic_pop=atomic))
     conn = Connection(config["broker_url"], transport_options=config["broker_transport_options"])
@@ -90,7 +90,7 @@ def test_a_redis_broker_gets_our_transport_and_the_pop_quota_redis_atomic_pop_ch
 def test_an_amqp_broker_gets_the_transport_that_tells_each_deliverys_queue() -> None:
     from kombu import Connection
 
-    from worker.app import celery_config
+    from worker.entrypoints.app import celery_config
 
     for url in ("amqp://guest@127.0.0.1//", "amqps://guest@127.0.0.1//"):
         config = celery_config(Settings(broker_url=url))

@@ -15,14 +15,14 @@ to ``quota_poll_interval_max``, 50 ms by default) instead of BRPOP's
 server-side block; a delivery resets it. While messages flow, nothing waits.
 
 Every item taken from a queue, by either pop, is read by
-``worker.envelope.read_redis_item`` before kombu sees it: its delivery info
+``worker.entrypoints.envelope.read_redis_item`` before kombu sees it: its delivery info
 becomes the queue it was really taken from (never the one it claims), and an
 item kombu could not decode (not JSON, an unknown ``body_encoding``, bad
 base64, a compressed body) becomes a small stand-in the consumer
 dead-letters, instead of an exception that crashes or reconnects the worker.
 
 Everything else (acks, rejects, restores, fanout for remote control) is
-kombu's own code. ``install()`` (called by ``worker.app.celery_config``)
+kombu's own code. ``install()`` (called by ``worker.entrypoints.app.celery_config``)
 makes it the transport of every ``redis://``, ``rediss://`` and
 ``redis+socket://`` URL; QUOTA_REDIS_ATOMIC_POP=false (the transport option
 ``quota_atomic_pop``) takes messages with kombu's own BRPOP instead.
@@ -40,7 +40,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import NoScriptError
 
-from worker import envelope
+from worker.entrypoints import envelope
 
 # KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3..] the queue lists in
 # kombu's BRPOP order; ARGV[1] the time recorded in the index, ARGV[2] the

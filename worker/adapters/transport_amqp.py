@@ -4,13 +4,13 @@
   exchange and routing key the publisher chose, which need not name the queue
   (a queue bound to a fanout or topic exchange receives other keys). Each
   consumer tag belongs to one queue, so the tag of a delivery tells its queue:
-  it is set as `delivery_info["quota_queue"]`, which `worker.envelope.check`
+  it is set as `delivery_info["quota_queue"]`, which `worker.entrypoints.envelope.check`
   reads.
 - A compressed body is never decompressed: kombu's `Message` would do it
   while it is built, before any check (a decompression bomb). The
   `compression` header is taken out and the message marked as refused.
 
-``install()`` (called by ``worker.app.celery_config``) makes it the transport
+``install()`` (called by ``worker.entrypoints.app.celery_config``) makes it the transport
 of ``amqp://``, ``amqps://`` and ``pyamqp://`` URLs.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from kombu import transport as kombu_transport
 from kombu.transport import pyamqp
 
-from worker import envelope
+from worker.entrypoints import envelope
 
 
 class Message(pyamqp.Message):

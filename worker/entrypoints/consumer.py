@@ -2,7 +2,7 @@
 
 `QuotaConsumer.create_task_handler` wraps Celery's own handler of a
 delivered task message. Before Celery builds a request (let alone sends it to
-a pool process), `worker.envelope.check` decides from the envelope alone
+a pool process), `worker.entrypoints.envelope.check` decides from the envelope alone
 whether the message may run; a refused one is stored as a dead letter
 (`invalid_message: <why>`) in this process and acknowledged once that is
 committed, so it costs no pool process, no retry and no restart. Whatever
@@ -24,9 +24,9 @@ import structlog
 from celery import signals
 from celery.worker.consumer import Consumer
 
-from worker import envelope
 from worker.bootstrap import container
-from worker.envelope import StoredBody
+from worker.entrypoints import envelope
+from worker.entrypoints.envelope import StoredBody
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 """The Celery envelope is input too: the checks every delivered message passes first.
 
 Pure functions of what a transport delivered (headers, properties, delivery
-info, body), so each rule is a unit test. `worker/consumer.py` calls `check`
+info, body), so each rule is a unit test. `worker/entrypoints/consumer.py` calls `check`
 before Celery builds a request, on both brokers; `worker/adapters/transport.py` and
 `worker/adapters/transport_amqp.py` make the fields it reads trustworthy: the queue a
 message was really taken from (never the one its envelope claims), and a
@@ -38,7 +38,8 @@ MAX_HEADERS_BYTES = 16 * 1024
 MAX_ID_LENGTH = 255
 # More keyword arguments than any message of the contract has, with room for a new field.
 MAX_FIELDS = 32
-# A retry of the worker's own waits at most 20 s (worker.app.MAX_RETRY_COUNTDOWN, +20 %).
+# A retry of the worker's own waits at most 20 s
+# (worker.entrypoints.app.MAX_RETRY_COUNTDOWN, +20 %).
 MAX_RETRY_ETA = timedelta(seconds=60)
 CONTENT_TYPE = "application/json"
 CONTENT_ENCODINGS = frozenset({"utf-8", "utf8"})

@@ -10,7 +10,7 @@ from kombu.entity import Queue
 from events.inbound import INBOUND, QUEUES
 from worker import logs
 from worker.adapters import transport, transport_amqp
-from worker.envelope import CONSUMED_QUEUES
+from worker.entrypoints.envelope import CONSUMED_QUEUES
 from worker.settings import Settings
 
 # Redis redelivers a message not acknowledged within this many seconds. It
@@ -46,7 +46,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "health_check_interval": 25,
         }
     elif broker.startswith(("amqp", "pyamqp")):
-        transport_amqp.install()  # tells each delivery's queue (see worker/envelope.py)
+        transport_amqp.install()  # tells each delivery's queue (see worker/entrypoints/envelope.py)
         options = {"confirm_publish": True}
     return {
         "broker_url": broker,
@@ -79,7 +79,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_redirect_stdouts": False,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        "worker_consumer": "worker.consumer:QuotaConsumer",
+        "worker_consumer": "worker.entrypoints.consumer:QuotaConsumer",
         "task_queues": [Queue(name, routing_key=name) for name in CONSUMED_QUEUES],  # type: ignore[no-untyped-call]
         "task_default_queue": QUEUES[0],
         "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
@@ -89,7 +89,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("quota-worker", set_as_current=True)
     app.conf.update(celery_config(settings or Settings()))
-    app.conf.imports = ("worker.tasks",)
+    app.conf.imports = ("worker.entrypoints.tasks",)
     return app
 
 

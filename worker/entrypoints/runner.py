@@ -21,9 +21,9 @@ import structlog
 
 from worker import metrics, plot
 from worker.adapters.relay import Relay, Waker
-from worker.app import create_app
 from worker.bootstrap import Container
-from worker.envelope import CONSUMED_QUEUES
+from worker.entrypoints.app import create_app
+from worker.entrypoints.envelope import CONSUMED_QUEUES
 from worker.ops import Thresholds, snapshot
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ class Runner:
     def worker_command(self, index: int) -> list[str]:
         host = socket.gethostname()
         return [
-            sys.executable, "-m", "celery", "-A", "worker.app:app", "worker",
+            sys.executable, "-m", "celery", "-A", "worker.entrypoints.app:app", "worker",
             "--queues", ",".join(CONSUMED_QUEUES),
             "--pool", self.layout.pool,
             "--concurrency", str(self.layout.concurrency),

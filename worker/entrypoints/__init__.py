@@ -1,0 +1,1 @@
+"""Entry points: the Celery app, its tasks and consumer (with the envelope checks), `run`."""

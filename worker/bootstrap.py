@@ -14,7 +14,7 @@ from domain.events import DomainEvent
 from events.stream import StreamPublisher, redis_client
 from worker.adapters.db import Database
 from worker.adapters.relay import Relay, Waker
-from worker.metrics import count_committed
+from worker.ops.metrics import count_committed
 from worker.service.bus import MessageBus
 from worker.service.handlers import Deps
 from worker.service.uow import UnitOfWork

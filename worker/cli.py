@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import make_url
 
 from worker import logs
-from worker.safe_text import printable
+from worker.ops.safe_text import printable
 
 log = structlog.get_logger("quota-worker")
 
@@ -206,7 +206,7 @@ def dev(processes: int, concurrency: int, pool: str) -> None:
 @click.option("--keep", is_flag=True, help="Keep the demo's data from an earlier run.")
 def demo(data_dir: Path | None, keep: bool) -> None:
     """Play a realistic day of orders through the real queues and worker, then show the outcome."""
-    from worker.demo import run_demo
+    from worker.ops.demo import run_demo
 
     settings = load_settings()
     sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))

@@ -17,8 +17,8 @@ from rich.text import Text
 
 from domain import commands
 from domain.model import ChangeState
-from worker import ops
-from worker.safe_text import printable
+from worker.ops import queries
+from worker.ops.safe_text import printable
 
 # Piped into a file or grep, rows must not be cut at rich's default 80 columns.
 # Stored data reaches rich only as Text (never parsed as markup); emoji codes
@@ -98,12 +98,12 @@ def status(
     """
     container, app = _container(), _app()
     if plot is not None:
-        from worker.plot import render
+        from worker.ops.plot import render
 
         click.echo(f"wrote {render(container, plot)}", err=True)
-    limits = ops.Thresholds(max_queue_depth, max_event_lag, max_dead_letters, not no_worker_ok)
+    limits = queries.Thresholds(max_queue_depth, max_event_lag, max_dead_letters, not no_worker_ok)
     while True:
-        snap = ops.snapshot(container, app, limits)
+        snap = queries.snapshot(container, app, limits)
         if as_json:
             _json(snap.as_dict())
         else:
@@ -115,7 +115,7 @@ def status(
         time.sleep(watch)
 
 
-def _print_status(snap: ops.Status) -> None:
+def _print_status(snap: queries.Status) -> None:
     queues = Table(title="queues", title_justify="left")
     queues.add_column("queue")
     queues.add_column("waiting", justify="right")
@@ -179,13 +179,13 @@ def health(live: bool) -> None:
     settings = load_settings()
     try:
         check_dependencies(settings, wait_seconds=0)
-        depths, _ = ops.queue_depths(_app())
+        depths, _ = queries.queue_depths(_app())
     except Exception as exc:  # any failure to reach a dependency is "not ready"
         click.echo(f"unhealthy: {exc}", err=True)
         sys.exit(1)
     if live:
         host = socket.gethostname()
-        local = [node for node in ops.workers(_app()) if node.endswith("@" + host)]
+        local = [node for node in queries.workers(_app()) if node.endswith("@" + host)]
         if not local:
             click.echo(f"unhealthy: no worker on {host} answered a ping", err=True)
             sys.exit(1)
@@ -216,7 +216,7 @@ def requests_list(
     as_json: bool,
 ) -> None:
     """List change requests, newest first."""
-    rows = ops.list_requests(
+    rows = queries.list_requests(
         _container(),
         state=state,
         service_mail=service_mail,
@@ -250,7 +250,7 @@ def requests_list(
 @click.option("--json", "as_json", is_flag=True)
 def requests_show(request_or_order_id: str, as_json: bool) -> None:
     """Every message, transition, payment and event of one change (REQUEST_ID or ORDER_ID)."""
-    trail = ops.request_trail(_container(), request_or_order_id)
+    trail = queries.request_trail(_container(), request_or_order_id)
     if trail is None:
         raise click.ClickException(f"no change request or message for {request_or_order_id!r}")
     if as_json:
@@ -327,7 +327,7 @@ def dead_letters() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, newest first."""
-    rows = ops.list_dead_letters(
+    rows = queries.list_dead_letters(
         _container(), status=None if status == "all" else status, task=task, limit=limit
     )
     if as_json:
@@ -350,7 +350,7 @@ def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) 
 @click.argument("letter_id", type=int)
 def dead_letters_show(letter_id: int) -> None:
     """Print one dead letter whole: raw body, error, what was done with it."""
-    letter = ops.get_dead_letter(_container(), letter_id)
+    letter = queries.get_dead_letter(_container(), letter_id)
     if letter is None:
         raise click.ClickException(f"no dead letter {letter_id}")
     _json(letter)
@@ -365,18 +365,18 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
     container, app = _container(), _app()
     if replay_all:
         letter_ids = tuple(
-            r["id"] for r in ops.list_dead_letters(container, task=task, limit=100_000)
+            r["id"] for r in queries.list_dead_letters(container, task=task, limit=100_000)
         )
     if not letter_ids:
         raise click.UsageError("name dead letter ids, or --all")
     failed = 0
     for n, letter_id in enumerate(letter_ids, 1):
         try:
-            message_id = ops.replay_dead_letter(container, app, letter_id)
+            message_id = queries.replay_dead_letter(container, app, letter_id)
             click.echo(
                 f"[{n}/{len(letter_ids)}] {letter_id}: sent again as {printable(message_id)}"
             )
-        except ops.NotReplayable as exc:
+        except queries.NotReplayable as exc:
             failed += 1
             # The reason quotes stored data (task, content type, a discard's reason).
             click.echo(
@@ -390,14 +390,14 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
 @click.option("--reason", required=True, help="Why it is dropped (recorded).")
 def dead_letters_discard(letter_id: int, reason: str) -> None:
     """Mark a dead letter as handled without replaying it; the reason is recorded."""
-    if not ops.discard_dead_letter(_container(), letter_id, reason, getpass.getuser()):
+    if not queries.discard_dead_letter(_container(), letter_id, reason, getpass.getuser()):
         raise click.ClickException(f"no dead letter {letter_id}")
     click.echo(f"dead letter {letter_id} discarded")
 
 
 # -- manual expire / cancel -------------------------------------------------------
 def _awaiting(key: str) -> dict[str, Any]:
-    change = ops.find_change(_container(), key)
+    change = queries.find_change(_container(), key)
     if change is None:
         raise click.ClickException(f"no change request {key!r}")
     if change["state"] != "awaiting_payment":

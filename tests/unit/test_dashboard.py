@@ -8,8 +8,8 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
-from worker import metrics
-from worker.ops import Status
+from worker.ops import metrics
+from worker.ops.queries import Status
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/quota-worker.json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from worker.plot import per_minute_counts, per_minute_percentiles
+from worker.ops.plot import per_minute_counts, per_minute_percentiles
 
 T = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 

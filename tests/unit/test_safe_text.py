@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.safe_text import printable
+from worker.ops.safe_text import printable
 
 
 @pytest.mark.parametrize(

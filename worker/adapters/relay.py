@@ -23,7 +23,7 @@ from events.stream import StreamPublisher, wake_channel
 from worker.adapters import tables as t
 from worker.adapters.db import Database
 from worker.adapters.pipeline import StatementQueue
-from worker.metrics import COMMIT_TO_EVENT, EVENTS_PUBLISHED, RELAY_ERRORS
+from worker.ops.metrics import COMMIT_TO_EVENT, EVENTS_PUBLISHED, RELAY_ERRORS
 
 log = structlog.get_logger(__name__)
 

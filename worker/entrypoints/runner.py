@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from worker import metrics, plot
 from worker.adapters.relay import Relay, Waker
 from worker.bootstrap import Container
 from worker.entrypoints.app import create_app
 from worker.entrypoints.envelope import CONSUMED_QUEUES
-from worker.ops import Thresholds, snapshot
+from worker.ops import metrics, plot
+from worker.ops.queries import Thresholds, snapshot
 
 log = structlog.get_logger(__name__)
 

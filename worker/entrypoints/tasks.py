@@ -19,7 +19,7 @@ from worker.adapters.db import TRANSIENT_ERRORS
 from worker.bootstrap import container
 from worker.entrypoints.app import MAX_RETRY_COUNTDOWN, app
 from worker.entrypoints.envelope import RETRY_QUEUE
-from worker.metrics import MESSAGES, outcome_kind
+from worker.ops.metrics import MESSAGES, outcome_kind
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from domain import commands, errors
 from domain.events import ChangeRejected
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from domain.plans import PlanTable
-from worker.metrics import PAYMENT_TO_APPLIED
+from worker.ops.metrics import PAYMENT_TO_APPLIED
 from worker.service.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select
 
 from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
-from worker.ops import Status
+from worker.ops.queries import Status
 
 SAMPLE_SECONDS = 15
 KEEP = timedelta(hours=24)

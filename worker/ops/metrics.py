@@ -58,7 +58,7 @@ class BacklogCollector(Collector):
     """Gauges read at scrape time: queues, changes by state, outbox lag, dead letters."""
 
     def __init__(self, snapshot: Any) -> None:
-        self.snapshot = snapshot  # () -> worker.ops.Status
+        self.snapshot = snapshot  # () -> worker.ops.queries.Status
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = self.snapshot()

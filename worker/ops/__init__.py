@@ -1,0 +1,1 @@
+"""Operations: what operators read (status, trails, dead letters), metrics, the plot, the demo."""

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from domain import commands
 from domain.model import ChangeState
+from worker.cli.base import build_app, build_container, check_dependencies, load_settings, main
 from worker.ops import queries
 from worker.ops.safe_text import printable
 
@@ -29,20 +30,6 @@ console = Console(emoji=False) if sys.stdout.isatty() else Console(width=200, em
 def _cell(value: object) -> Text:
     """A value from stored data (or the broker) as rich shows it: escaped, never markup."""
     return Text(printable(value))
-
-
-def _container() -> Any:
-    from worker.bootstrap import build
-    from worker.cli import load_settings
-
-    return build(load_settings())
-
-
-def _app() -> Any:
-    from worker.cli import load_settings
-    from worker.entrypoints.app import create_app
-
-    return create_app(load_settings())
 
 
 def _json(data: Any) -> None:
@@ -69,7 +56,7 @@ def _duration(text: str) -> timedelta:
 
 
 # -- status ------------------------------------------------------------------
-@click.command()
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (for scripts).")
 @click.option("--watch", type=float, default=None, metavar="SECONDS", help="Refresh every SECONDS.")
 @click.option("--max-queue-depth", default=1000, show_default=True, help="Unhealthy above this.")
@@ -96,7 +83,7 @@ def status(
 
     Exits 0 when healthy, 1 with the reasons when a threshold is crossed.
     """
-    container, app = _container(), _app()
+    container, app = build_container(), build_app()
     if plot is not None:
         from worker.ops.plot import render
 
@@ -165,7 +152,7 @@ def _print_status(snap: queries.Status) -> None:
 
 
 # -- health -------------------------------------------------------------------
-@click.command()
+@main.command()
 @click.option("--live", is_flag=True, help="Also require a worker of this host to answer a ping.")
 def health(live: bool) -> None:
     """Readiness (database migrated, Redis and broker reachable); --live adds a worker ping.
@@ -174,18 +161,16 @@ def health(live: bool) -> None:
     """
     import socket
 
-    from worker.cli import check_dependencies, load_settings
-
     settings = load_settings()
     try:
         check_dependencies(settings, wait_seconds=0)
-        depths, _ = queries.queue_depths(_app())
+        depths, _ = queries.queue_depths(build_app())
     except Exception as exc:  # any failure to reach a dependency is "not ready"
         click.echo(f"unhealthy: {exc}", err=True)
         sys.exit(1)
     if live:
         host = socket.gethostname()
-        local = [node for node in queries.workers(_app()) if node.endswith("@" + host)]
+        local = [node for node in queries.workers(build_app()) if node.endswith("@" + host)]
         if not local:
             click.echo(f"unhealthy: no worker on {host} answered a ping", err=True)
             sys.exit(1)
@@ -193,7 +178,7 @@ def health(live: bool) -> None:
 
 
 # -- requests -------------------------------------------------------------------
-@click.group()
+@main.group()
 def requests() -> None:
     """Find change requests and read their whole trail."""
 
@@ -217,7 +202,7 @@ def requests_list(
 ) -> None:
     """List change requests, newest first."""
     rows = queries.list_requests(
-        _container(),
+        build_container(),
         state=state,
         service_mail=service_mail,
         account=account,
@@ -250,7 +235,7 @@ def requests_list(
 @click.option("--json", "as_json", is_flag=True)
 def requests_show(request_or_order_id: str, as_json: bool) -> None:
     """Every message, transition, payment and event of one change (REQUEST_ID or ORDER_ID)."""
-    trail = queries.request_trail(_container(), request_or_order_id)
+    trail = queries.request_trail(build_container(), request_or_order_id)
     if trail is None:
         raise click.ClickException(f"no change request or message for {request_or_order_id!r}")
     if as_json:
@@ -310,7 +295,7 @@ def requests_show(request_or_order_id: str, as_json: bool) -> None:
 
 
 # -- dead letters ---------------------------------------------------------------
-@click.group("dead-letters")
+@main.group("dead-letters")
 def dead_letters() -> None:
     """Messages that could not be processed: list, inspect, replay or discard them."""
 
@@ -328,7 +313,7 @@ def dead_letters() -> None:
 def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, newest first."""
     rows = queries.list_dead_letters(
-        _container(), status=None if status == "all" else status, task=task, limit=limit
+        build_container(), status=None if status == "all" else status, task=task, limit=limit
     )
     if as_json:
         _json(rows)
@@ -350,7 +335,7 @@ def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) 
 @click.argument("letter_id", type=int)
 def dead_letters_show(letter_id: int) -> None:
     """Print one dead letter whole: raw body, error, what was done with it."""
-    letter = queries.get_dead_letter(_container(), letter_id)
+    letter = queries.get_dead_letter(build_container(), letter_id)
     if letter is None:
         raise click.ClickException(f"no dead letter {letter_id}")
     _json(letter)
@@ -362,7 +347,7 @@ def dead_letters_show(letter_id: int) -> None:
 @click.option("--task", help="With --all: only this task.")
 def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str | None) -> None:
     """Send dead letters again through the normal path (idempotent: a replay runs once)."""
-    container, app = _container(), _app()
+    container, app = build_container(), build_app()
     if replay_all:
         letter_ids = tuple(
             r["id"] for r in queries.list_dead_letters(container, task=task, limit=100_000)
@@ -390,14 +375,14 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
 @click.option("--reason", required=True, help="Why it is dropped (recorded).")
 def dead_letters_discard(letter_id: int, reason: str) -> None:
     """Mark a dead letter as handled without replaying it; the reason is recorded."""
-    if not queries.discard_dead_letter(_container(), letter_id, reason, getpass.getuser()):
+    if not queries.discard_dead_letter(build_container(), letter_id, reason, getpass.getuser()):
         raise click.ClickException(f"no dead letter {letter_id}")
     click.echo(f"dead letter {letter_id} discarded")
 
 
 # -- manual expire / cancel -------------------------------------------------------
 def _awaiting(key: str) -> dict[str, Any]:
-    change = queries.find_change(_container(), key)
+    change = queries.find_change(build_container(), key)
     if change is None:
         raise click.ClickException(f"no change request {key!r}")
     if change["state"] != "awaiting_payment":
@@ -408,30 +393,27 @@ def _awaiting(key: str) -> dict[str, Any]:
     return change
 
 
-@click.command()
+@main.command()
 @click.argument("request_or_order_id")
 @click.option("--reason", required=True, help="Why (recorded in the trail).")
 def expire(request_or_order_id: str, reason: str) -> None:
     """End a change awaiting payment now, as if its timeout had passed (emits .expired)."""
     change = _awaiting(request_or_order_id)
     actor = f"operator:{getpass.getuser()}"
-    done = _container().bus.as_operator(
+    done = build_container().bus.as_operator(
         actor, expire=(change["request_id"], change["order_id"], f"operator: {reason}")
     )
     click.echo("expired" if done else "unchanged: it ended meanwhile")
 
 
-@click.command()
+@main.command()
 @click.argument("request_or_order_id")
 @click.option("--reason", required=True, help="Why (sent in the .cancelled event).")
 def cancel(request_or_order_id: str, reason: str) -> None:
     """Cancel a change awaiting payment, as checkout's cancel would (emits .cancelled)."""
     change = _awaiting(request_or_order_id)
     actor = f"operator:{getpass.getuser()}"
-    done = _container().bus.as_operator(
+    done = build_container().bus.as_operator(
         actor, commands.CancelQuotaChange(change["order_id"], reason)
     )
     click.echo("cancelled" if done else "unchanged: it ended meanwhile")
-
-
-COMMANDS = [status, health, requests, dead_letters, expire, cancel]

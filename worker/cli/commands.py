@@ -1,101 +1,17 @@
-"""The `quota-worker` command."""
+"""The commands that set up, run, demonstrate and measure the worker.
+
+`db upgrade`, `run`, `dev`, `demo`, `contract schemas|asyncapi`, `bench`.
+"""
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
-
-# prometheus-client chooses where counters live when it is first imported:
-# with a metrics port, the supervisor and the worker processes it starts
-# must share one directory, so it is set before anything imports it.
-if os.environ.get("QUOTA_METRICS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="quota-metrics-")
-    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
-import redis
-import structlog
-from pydantic import ValidationError
-from sqlalchemy import make_url
 
-from worker import logs
-from worker.ops.safe_text import printable
-
-log = structlog.get_logger("quota-worker")
-
-_layout_options: list[Callable[[Any], Any]] = [
-    click.option(
-        "--processes",
-        type=click.IntRange(1, 64),
-        default=lambda: int(os.environ.get("QUOTA_WORKER_PROCESSES", "1")),
-        show_default="QUOTA_WORKER_PROCESSES or 1",
-        help="Celery worker processes, each with its own broker consumer.",
-    ),
-    click.option(
-        "--concurrency",
-        type=click.IntRange(1, 256),
-        # A task waits on the database about half of its time (measured, docs/PERFORMANCE.md):
-        # two pool slots per CPU keep the CPUs busy while others wait.
-        default=lambda: int(
-            os.environ.get("QUOTA_WORKER_CONCURRENCY", str(2 * (os.cpu_count() or 1)))
-        ),
-        show_default="QUOTA_WORKER_CONCURRENCY or twice the number of CPUs",
-        help="Pool size of each worker process.",
-    ),
-    click.option(
-        "--pool",
-        type=click.Choice(["prefork", "solo", "threads"]),
-        default=lambda: os.environ.get("QUOTA_WORKER_POOL", "prefork"),
-        show_default="QUOTA_WORKER_POOL or prefork",
-        help="Celery execution pool.",
-    ),
-]
-
-
-def layout_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_layout_options):
-        func = option(func)
-    return func
-
-
-def load_settings() -> Any:
-    from worker.settings import Settings
-
-    try:
-        return Settings()
-    except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise click.ClickException(
-            "the settings are not valid:\n"
-            + "\n".join(lines)
-            + "\nFix the QUOTA_* environment variables named above."
-        ) from exc
-
-
-def safe_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """quota-worker: applies Service Mail address-limit changes from checkout messages.
-
-    Settings come from QUOTA_* environment variables (see the README).
-    """
-    logs.configure()
+from worker.cli.base import check_dependencies, layout_options, load_settings, main, safe_url
 
 
 @main.group()
@@ -113,39 +29,6 @@ def db_upgrade() -> None:
     click.echo(f"migrating {safe_url(url)} ...", err=True)
     upgrade(url)
     click.echo("schema is at the latest revision", err=True)
-
-
-def check_dependencies(settings: Any, wait_seconds: float = 30) -> None:
-    """The schema is migrated and the stream's Redis answers; else a ClickException saying why."""
-    from worker.adapters.migrate import current_head, current_revision
-
-    url = settings.database()
-    try:
-        revision = current_revision(url)
-    except Exception as exc:
-        raise click.ClickException(f"cannot reach the database {safe_url(url)}: {exc}") from exc
-    if revision != current_head():
-        raise click.ClickException(
-            f"the database {safe_url(url)} is at revision {printable(revision or 'none')}, "
-            f"not {current_head()}: run `quota-worker db upgrade` first"
-        )
-    client = redis.Redis.from_url(settings.redis(), socket_timeout=5, socket_connect_timeout=5)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            client.ping()
-            return
-        except (redis.RedisError, OSError) as exc:
-            if time.monotonic() > deadline:
-                hint = (
-                    "start `quota-worker dev` for the embedded default, or set QUOTA_REDIS_URL"
-                    if settings.redis_url is None
-                    else "check QUOTA_REDIS_URL"
-                )
-                raise click.ClickException(
-                    f"cannot reach Redis for the event stream ({exc}): {hint}"
-                ) from exc
-            time.sleep(1)
 
 
 def _run(processes: int, concurrency: int, pool: str) -> int:
@@ -329,16 +212,3 @@ def bench(
         run(options, database_url, broker_url, redis_url, out, click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _register_operator_commands() -> None:
-    from worker.cli_ops import COMMANDS
-
-    for command in COMMANDS:
-        main.add_command(command)
-
-
-_register_operator_commands()
-
-if __name__ == "__main__":
-    main()

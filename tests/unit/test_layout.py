@@ -90,3 +90,44 @@ def test_the_celery_task_module_imports_no_sqlalchemy() -> None:
     """The tasks deal with the message and its retries; the database is an adapter's."""
     imported = _imported(TASKS_MODULE)
     assert not [name for name in imported if name.split(".")[0] == "sqlalchemy"]
+
+
+def _folder_map() -> dict[str, int]:
+    """The README's folder map: each path it names (from its indentation), and its line."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Folder map", 1)[1].split("```", 2)[1]
+    paths: dict[str, int] = {}
+    parents: list[str] = []
+    for number, line in enumerate(block.splitlines()):
+        name = line.strip().split("  ")[0]
+        if not name or line.startswith(" " * 24):  # empty, or a description's second line
+            continue
+        depth = (len(line) - len(line.lstrip())) // 2
+        parents = [*parents[:depth], name]
+        paths["".join(parents).rstrip("/")] = number
+    return paths
+
+
+def _worker_tree() -> set[str]:
+    """worker/'s subpackages and modules, as the folder map names them."""
+    names = {"worker"}
+    for path in (ROOT / "worker").rglob("*"):
+        relative = path.relative_to(ROOT)
+        if "__pycache__" in relative.parts or path.name in ("__init__.py", "__main__.py"):
+            continue
+        if "migrations" in relative.parts[:-1]:  # Alembic's own files: the folder is named
+            continue
+        if path.is_dir() or path.suffix == ".py":
+            names.add(relative.as_posix())
+    return names
+
+
+def test_the_readme_folder_map_names_every_subpackage_and_module_of_worker() -> None:
+    """A newcomer finds every module of worker/ in the README's folder map."""
+    named = {path for path in _folder_map() if path.split("/")[0] == "worker"}
+    assert sorted(_worker_tree() - named) == []
+
+
+def test_every_path_in_the_readme_folder_map_exists() -> None:
+    """The folder map names nothing that is not in the tree."""
+    assert [path for path in _folder_map() if not (ROOT / path).exists()] == []

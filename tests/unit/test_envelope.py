@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from worker.adapters import deliveries
+from worker.adapters.deliveries import StoredBody, read_redis_item
 from worker.entrypoints import envelope
-from worker.entrypoints.envelope import Delivery, StoredBody, check, read_redis_item
+from worker.entrypoints.envelope import Delivery, check
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MAX = 4096
@@ -34,7 +36,7 @@ def delivery(
     return Delivery(
         headers=base | (headers or {}),
         properties=properties or {},
-        delivery_info={"routing_key": queue, envelope.QUEUE_KEY: queue},
+        delivery_info={"routing_key": queue, deliveries.QUEUE_KEY: queue},
         body=raw_body if raw_body is not None else json.dumps(body).encode(),
         content_type=content_type,
         content_encoding=content_encoding,
@@ -62,7 +64,7 @@ def test_a_task_on_another_queue_than_its_own_is_refused(task: str, queue: str) 
 
 
 def test_any_contract_task_may_come_from_the_workers_own_retry_queue() -> None:
-    assert refusal(delivery(task="quota.payment_confirmed", queue=envelope.RETRY_QUEUE)) is None
+    assert refusal(delivery(task="quota.payment_confirmed", queue=deliveries.RETRY_QUEUE)) is None
 
 
 def test_a_delivery_whose_queue_our_transport_did_not_tell_is_refused() -> None:
@@ -114,8 +116,8 @@ def test_headers_that_are_not_a_mapping_are_refused() -> None:
 def test_an_eta_of_the_workers_own_retry_passes_but_not_a_far_one() -> None:
     soon = (NOW + timedelta(seconds=20)).isoformat()
     far = (NOW + timedelta(days=3650)).isoformat()
-    assert refusal(delivery(queue=envelope.RETRY_QUEUE, headers={"eta": soon})) is None
-    assert "'eta'" in (refusal(delivery(queue=envelope.RETRY_QUEUE, headers={"eta": far})) or "")
+    assert refusal(delivery(queue=deliveries.RETRY_QUEUE, headers={"eta": soon})) is None
+    assert "'eta'" in (refusal(delivery(queue=deliveries.RETRY_QUEUE, headers={"eta": far})) or "")
 
 
 @pytest.mark.parametrize("name", ["callbacks", "errbacks", "chain", "chord"])
@@ -174,7 +176,7 @@ def test_more_keyword_arguments_than_any_message_has_are_refused() -> None:
 
 
 def test_a_refusal_set_by_the_transport_is_the_verdict() -> None:
-    d = delivery(properties={envelope.REFUSED_KEY: "body encoding 'none' is refused"})
+    d = delivery(properties={deliveries.REFUSED_KEY: "body encoding 'none' is refused"})
     assert refusal(d) == "body encoding 'none' is refused"
 
 
@@ -194,14 +196,14 @@ def test_execution_hints_of_a_producer_are_dropped() -> None:
 def test_a_stored_body_keeps_64_kib_with_the_full_size_and_hash() -> None:
     raw = b'{"padding": "' + b"x" * 200_000 + b'"}'
     stored = StoredBody.of(raw)
-    assert len(stored.text.encode()) == envelope.STORED_BODY_BYTES
+    assert len(stored.text.encode()) == deliveries.STORED_BODY_BYTES
     assert stored.size == len(raw) and stored.truncated
     assert stored.sha256 == hashlib.sha256(raw).hexdigest()
 
 
 def test_a_stored_body_cut_inside_a_character_drops_that_character() -> None:
-    raw = b"a" * (envelope.STORED_BODY_BYTES - 1) + "é".encode() * 10
-    assert StoredBody.of(raw).text == "a" * (envelope.STORED_BODY_BYTES - 1)
+    raw = b"a" * (deliveries.STORED_BODY_BYTES - 1) + "é".encode() * 10
+    assert StoredBody.of(raw).text == "a" * (deliveries.STORED_BODY_BYTES - 1)
 
 
 @pytest.mark.parametrize("raw", [b"\x80\x81 pickle", b"text with a \x00 nul"])
@@ -240,9 +242,9 @@ def kombu_item(**change: Any) -> dict[str, Any]:
 def test_a_redis_item_gets_the_queue_it_was_taken_from_not_the_one_it_claims() -> None:
     payload = read_redis_item(json.dumps(kombu_item()).encode(), "quota.orders", MAX)
     assert payload["properties"]["delivery_info"] == {
-        "exchange": "", "routing_key": "quota.orders", envelope.QUEUE_KEY: "quota.orders",
+        "exchange": "", "routing_key": "quota.orders", deliveries.QUEUE_KEY: "quota.orders",
     }  # fmt: skip
-    assert envelope.REFUSED_KEY not in payload["properties"]
+    assert deliveries.REFUSED_KEY not in payload["properties"]
 
 
 @pytest.mark.parametrize(
@@ -257,17 +259,17 @@ def test_a_redis_item_gets_the_queue_it_was_taken_from_not_the_one_it_claims() -
         (json.dumps(kombu_item(headers={"id": "m", "compression": "application/x-bz2"})).encode(),
          "compressed"),
         (json.dumps(kombu_item(delivery_tag=7)).encode(), "no delivery tag"),
-        (b" " * (envelope.raw_limit(MAX) + 1), "more than QUOTA_MAX_MESSAGE_BYTES"),
+        (b" " * (deliveries.raw_limit(MAX) + 1), "more than QUOTA_MAX_MESSAGE_BYTES"),
     ],
 )  # fmt: skip
 def test_a_redis_item_kombu_cannot_decode_becomes_a_refused_stand_in(item: bytes, why: str) -> None:
     payload = read_redis_item(item, "quota.orders", MAX)
     properties = payload["properties"]
-    assert why in properties[envelope.REFUSED_KEY]
-    assert properties[envelope.SIZE_KEY] == len(item)
-    assert properties[envelope.SHA256_KEY] == hashlib.sha256(item).hexdigest()
+    assert why in properties[deliveries.REFUSED_KEY]
+    assert properties[deliveries.SIZE_KEY] == len(item)
+    assert properties[deliveries.SHA256_KEY] == hashlib.sha256(item).hexdigest()
     assert properties["delivery_tag"] and properties["body_encoding"] == "base64"
-    assert base64.b64decode(payload["body"]) == item[: envelope.STORED_BODY_BYTES]
+    assert base64.b64decode(payload["body"]) == item[: deliveries.STORED_BODY_BYTES]
 
 
 def test_a_stand_in_keeps_the_claimed_id_and_task_for_the_dead_letter() -> None:
@@ -281,5 +283,5 @@ def test_a_redis_item_with_a_list_for_headers_becomes_a_stand_in_without_them() 
     payload = read_redis_item(json.dumps(kombu_item(headers=["m-1"])).encode(), "q", MAX)
     assert (
         payload["headers"] == {}
-        and "headers are not a mapping" in payload["properties"][envelope.REFUSED_KEY]
+        and "headers are not a mapping" in payload["properties"][deliveries.REFUSED_KEY]
     )

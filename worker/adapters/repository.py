@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
 from worker.adapters import tables as t
+from worker.adapters.deliveries import StoredBody
 from worker.adapters.pipeline import StatementQueue
-from worker.entrypoints.envelope import StoredBody
 
 # The hot path's statements, built once: SQLAlchemy then skips building each
 # statement and its cache key per call, and psycopg prepares them server-side.

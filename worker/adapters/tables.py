@@ -214,7 +214,7 @@ dead_letters = Table(
     ),
     Column("message_id", String(255), nullable=True, index=True),
     Column("task", String(255), nullable=True),
-    # At most the body's first 64 KiB (worker.entrypoints.envelope.StoredBody),
+    # At most the body's first 64 KiB (worker.adapters.deliveries.StoredBody),
     # with its full size and hash.
     Column("body", Text, nullable=False),
     Column("body_size", BigInteger, nullable=True),

@@ -15,7 +15,7 @@ to ``quota_poll_interval_max``, 50 ms by default) instead of BRPOP's
 server-side block; a delivery resets it. While messages flow, nothing waits.
 
 Every item taken from a queue, by either pop, is read by
-``worker.entrypoints.envelope.read_redis_item`` before kombu sees it: its delivery info
+``worker.adapters.deliveries.read_redis_item`` before kombu sees it: its delivery info
 becomes the queue it was really taken from (never the one it claims), and an
 item kombu could not decode (not JSON, an unknown ``body_encoding``, bad
 base64, a compressed body) becomes a small stand-in the consumer
@@ -40,7 +40,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import NoScriptError
 
-from worker.entrypoints import envelope
+from worker.adapters import deliveries
 
 # KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3..] the queue lists in
 # kombu's BRPOP order; ARGV[1] the time recorded in the index, ARGV[2] the
@@ -142,7 +142,7 @@ class Channel(kombu_redis.Channel):
             self.qos.unacked_index_key,
             *keys,
             time.time(),
-            envelope.raw_limit(self.quota_max_message_bytes),
+            deliveries.raw_limit(self.quota_max_message_bytes),
             *(queue for _, queue in pairs),
         )
         return None
@@ -189,7 +189,7 @@ class Channel(kombu_redis.Channel):
     def _deliver_item(self, queue: str, item: bytes, tag: str) -> None:
         """Deliver an item taken from `queue`; `tag` is its delivery tag if the pop recorded it."""
         self._queue_cycle.rotate(queue)
-        message = envelope.read_redis_item(item, queue, self.quota_max_message_bytes)
+        message = deliveries.read_redis_item(item, queue, self.quota_max_message_bytes)
         if tag:
             message["properties"]["delivery_tag"] = tag  # the record's, whatever was read
             self._recorded.add(tag)

@@ -21,7 +21,7 @@ from typing import Any
 from kombu import transport as kombu_transport
 from kombu.transport import pyamqp
 
-from worker.entrypoints import envelope
+from worker.adapters import deliveries
 
 
 class Message(pyamqp.Message):
@@ -31,12 +31,12 @@ class Message(pyamqp.Message):
         super().__init__(msg, channel=channel, **kwargs)
         info = dict(self.delivery_info or {})
         queues = getattr(channel, "quota_queues", {})
-        info[envelope.QUEUE_KEY] = queues.get(info.get("consumer_tag"))
+        info[deliveries.QUEUE_KEY] = queues.get(info.get("consumer_tag"))
         self.delivery_info = info
         if compression is not None:
             self.properties = {
                 **self.properties,
-                envelope.REFUSED_KEY: f"compressed bodies are refused ({compression!r})",
+                deliveries.REFUSED_KEY: f"compressed bodies are refused ({compression!r})",
             }
 
 

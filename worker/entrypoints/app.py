@@ -10,7 +10,7 @@ from kombu.entity import Queue
 from events.inbound import INBOUND, QUEUES
 from worker import logs
 from worker.adapters import transport, transport_amqp
-from worker.entrypoints.envelope import CONSUMED_QUEUES
+from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.settings import Settings
 
 # Redis redelivers a message not acknowledged within this many seconds. It

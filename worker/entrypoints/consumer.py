@@ -24,9 +24,10 @@ import structlog
 from celery import signals
 from celery.worker.consumer import Consumer
 
+from worker.adapters import deliveries
+from worker.adapters.deliveries import StoredBody
 from worker.bootstrap import container
 from worker.entrypoints import envelope
-from worker.entrypoints.envelope import StoredBody
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
                 refuse(message, refusal)
                 return
             envelope.ignore_hints(message.headers, message.properties)
-            if message.delivery_info[envelope.QUEUE_KEY] != envelope.RETRY_QUEUE:
+            if message.delivery_info[deliveries.QUEUE_KEY] != deliveries.RETRY_QUEUE:
                 envelope.ignore_producer_retries(message.headers)
             try:
                 celery_handler(message)
@@ -116,11 +117,11 @@ def refuse(message: Any, reason: str) -> None:
     headers = message.headers if isinstance(message.headers, Mapping) else {}
     properties = message.properties or {}
     raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-    if isinstance(properties.get(envelope.SIZE_KEY), int):  # our Redis transport's stand-in
+    if isinstance(properties.get(deliveries.SIZE_KEY), int):  # our Redis transport's stand-in
         stored = StoredBody(
-            envelope.show(raw, cut=True),
-            int(properties[envelope.SIZE_KEY]),
-            str(properties[envelope.SHA256_KEY]),
+            deliveries.show(raw, cut=True),
+            int(properties[deliveries.SIZE_KEY]),
+            str(properties[deliveries.SHA256_KEY]),
         )
     else:
         stored = StoredBody.of(raw)

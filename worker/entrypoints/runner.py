@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.adapters.relay import Relay, Waker
 from worker.bootstrap import Container
 from worker.entrypoints.app import create_app
-from worker.entrypoints.envelope import CONSUMED_QUEUES
 from worker.ops import metrics, plot
 from worker.ops.queries import Thresholds, snapshot
 

@@ -16,9 +16,9 @@ from domain import commands, errors
 from events.inbound import INBOUND, Identifier, describe
 from events.translate import to_command
 from worker.adapters.db import TRANSIENT_ERRORS
+from worker.adapters.deliveries import RETRY_QUEUE
 from worker.bootstrap import container
 from worker.entrypoints.app import MAX_RETRY_COUNTDOWN, app
-from worker.entrypoints.envelope import RETRY_QUEUE
 from worker.ops.metrics import MESSAGES, outcome_kind
 
 log = structlog.get_logger(__name__)

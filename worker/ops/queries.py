@@ -13,8 +13,8 @@ from sqlalchemy import Connection, func, or_, select, update
 from domain.model import ChangeState
 from events.inbound import INBOUND
 from worker.adapters import tables as t
+from worker.adapters.deliveries import CONSUMED_QUEUES, STORED_BODY_BYTES
 from worker.bootstrap import Container, utcnow
-from worker.entrypoints.envelope import CONSUMED_QUEUES, STORED_BODY_BYTES
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import structlog
 
 from domain import commands
-from worker.entrypoints.envelope import StoredBody
+from worker.adapters.deliveries import StoredBody
 from worker.service import handlers
 from worker.service.handlers import Deps
 from worker.service.uow import UnitOfWork

@@ -8,13 +8,25 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# Worth another try: the database was briefly away, or a concurrent
-# transaction won a unique key (the retry then sees its result).
-TRANSIENT_ERRORS = (OperationalError, IntegrityError, DBAPIError)
+# Worth another try: the database was briefly away, locked, or a transaction
+# lost a serialization or deadlock check (OperationalError on both drivers), a
+# concurrent transaction won a unique key (the retry then sees its result), or
+# the connection broke under the driver (InterfaceError, or any error SQLAlchemy
+# marks as having invalidated the connection). Not ProgrammingError, DataError
+# or NotSupportedError: the same statement would fail again, so retrying only
+# delays the dead letter.
+_TRANSIENT_CLASSES = (OperationalError, IntegrityError, InterfaceError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a database error is worth another try."""
+    if isinstance(exc, _TRANSIENT_CLASSES):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def make_engine(url: str) -> Engine:

@@ -15,7 +15,7 @@ from structlog.contextvars import bound_contextvars
 from domain import commands, errors
 from events.inbound import INBOUND, Identifier, describe
 from events.translate import to_command
-from worker.adapters.db import TRANSIENT_ERRORS
+from worker.adapters import db
 from worker.adapters.deliveries import RETRY_QUEUE
 from worker.bootstrap import container
 from worker.entrypoints.app import MAX_RETRY_COUNTDOWN, app
@@ -23,9 +23,13 @@ from worker.ops.metrics import MESSAGES, outcome_kind
 
 log = structlog.get_logger(__name__)
 
-# Worth another try: the database's transient errors (named by its adapter),
-# or the broker briefly away.
-TRANSIENT = (*TRANSIENT_ERRORS, ConnectionError, TimeoutError)
+
+def transient(exc: BaseException) -> bool:
+    """Worth another try: a transient database error (its adapter says which), or the
+    broker or stream briefly away."""
+    return db.transient(exc) or isinstance(exc, ConnectionError | TimeoutError)
+
+
 MAX_RETRIES = 8
 _CONTEXT_KEYS = ("request_id", "order_id", "payment_id", "service_mail_id")
 
@@ -35,11 +39,14 @@ def handle_inbound(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     with bound_contextvars(task=task.name, message_id=task.request.id, **context):
         try:
             outcome = _process(task, args, kwargs)
-        except TRANSIENT as exc:
-            outcome = _retry_or_give_up(task, args, kwargs, exc)
-        except Exception as exc:  # a bug must not lose the message: keep it for an operator
-            log.exception("message_failed")
-            outcome = _dead_letter(task, args, kwargs, f"unexpected {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            if transient(exc):
+                outcome = _retry_or_give_up(task, args, kwargs, exc)
+            else:  # a bug must not lose the message: keep it for an operator
+                log.exception("message_failed")
+                outcome = _dead_letter(
+                    task, args, kwargs, f"unexpected {type(exc).__name__}: {exc}"
+                )
         MESSAGES.labels(task.name, outcome_kind(outcome)).inc()
         log.info("message_processed", outcome=outcome)
         return outcome
@@ -76,7 +83,9 @@ def _retry_or_give_up(
         raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES, queue=RETRY_QUEUE)
     try:
         return _dead_letter(task, args, kwargs, f"gave up after {retries} retries: {exc}")
-    except TRANSIENT as again:
+    except Exception as again:
+        if not transient(again):
+            raise
         # Not even the dead-letter table can be reached: put the message back.
         log.error("dead_letter_unreachable_requeued", error=str(again))
         raise Reject(again, requeue=True) from again

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from domain import commands, errors
+from tests.helpers import new_id
 from tests.integration.conftest import Clock
 from tests.integration.shop import Shop
-from worker.adapters.repository import Repository
+from worker.adapters import tables as t
+from worker.adapters.repository import Repository, already_processed
 from worker.bootstrap import Container
 
 CHANGED = "mail.quota.changed"
@@ -244,3 +251,29 @@ def test_a_service_mail_a_message_leaves_as_it_is_is_not_written(shop: Shop, clo
     clock.advance(minutes=5)
     assert shop.send(shop.payment(order.order_id)) == "applied"
     assert shop.mail(mail).updated_at == clock.current
+
+
+def _insert_twice(app: Container, table: Any, row: dict[str, Any]) -> IntegrityError:
+    with app.database.engine.begin() as conn:
+        conn.execute(insert(table), row)
+    with pytest.raises(IntegrityError) as again, app.database.engine.begin() as conn:
+        conn.execute(insert(table), row)
+    return again.value
+
+
+def test_a_redelivery_is_told_by_the_processed_key_not_by_words_in_the_error(
+    app: Container,
+) -> None:
+    """The old test, a table name anywhere in the error text, took a duplicate Service Mail
+    whose id holds that name (PostgreSQL repeats the key's value) for a redelivery."""
+    now = datetime.now(UTC)
+    processed = _insert_twice(app, t.processed_messages, {
+        "message_id": new_id("msg"), "task": "t", "outcome": "o", "order_id": None,
+        "processed_at": now,
+    })  # fmt: skip
+    assert already_processed(processed)
+    other = _insert_twice(app, t.service_mails, {
+        "id": new_id("processed_messages.message_id"), "account_id": "acc", "plan": "premium",
+        "address_limit": 10, "ksuite_id": None, "version": 0, "updated_at": now,
+    })  # fmt: skip
+    assert not already_processed(other)

@@ -378,9 +378,23 @@ class Repository:
         return bool(self._rows(insert_ignore_statement(table, self.is_postgres), values))
 
 
+# The processed-messages primary key, as the migrations name it.
+PROCESSED_KEY = "pk_processed_messages"
+
+
 def already_processed(exc: IntegrityError) -> bool:
-    """Whether a failed commit failed on the processed-messages key (a redelivery)."""
-    return t.processed_messages.name in str(exc.orig)
+    """Whether a failed commit failed on the processed-messages key (a redelivery).
+
+    PostgreSQL names the constraint (psycopg's `diag`); SQLite names none, but tells a
+    primary-key violation by its extended code and the column in its message.
+    """
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == PROCESSED_KEY
+    return getattr(
+        orig, "sqlite_errorname", None
+    ) == "SQLITE_CONSTRAINT_PRIMARYKEY" and f"{t.processed_messages.name}.message_id" in str(orig)
 
 
 def _locked_mail_reads(

@@ -99,7 +99,7 @@ class Envelope:
         client.lpush(self.queue, self.redis_item())
 
     def send_amqp(self, conn: Connection) -> None:
-        properties = {k: v for k, v in self.case.get("properties", {}).items()}
+        properties = dict(self.case.get("properties", {}))
         conn.default_channel.basic_publish(
             conn.default_channel.prepare_message(
                 self.body,

@@ -131,3 +131,16 @@ def test_the_readme_folder_map_names_every_subpackage_and_module_of_worker() -> 
 def test_every_path_in_the_readme_folder_map_exists() -> None:
     """The folder map names nothing that is not in the tree."""
     assert [path for path in _folder_map() if not (ROOT / path).exists()] == []
+
+
+def test_the_pre_commit_hooks_run_what_make_lint_runs() -> None:
+    """A developer's commit is checked as CI checks it: the same three commands."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((root / ".pre-commit-config.yaml").read_text())
+    hooks = [h["entry"] for repo in config["repos"] for h in repo["hooks"]]
+    makefile = (root / "Makefile").read_text()
+    recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    lint = [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe.splitlines()[1:]]
+    assert hooks == lint

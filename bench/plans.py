@@ -6,8 +6,10 @@ Creates a fresh database, puts --mails Service Mails in it, plays --orders
 orders through the bus and adds addresses and early cancels (so every table
 holds rows), runs ANALYZE, then prints
 EXPLAIN for each statement the worker runs per message, and the relay's and the
-sweep's, as Markdown. A plan with a sequential scan of a large table is the
-sign of a missing index.
+sweep's, as Markdown: the custom plan (made for this call's values) beside the
+generic one PostgreSQL keeps once psycopg has prepared the statement. A plan
+with a sequential scan of a large table is the sign of a missing index, or of a
+partial index's predicate given as a parameter (tests/integration/test_plans.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
+import psycopg
+from sqlalchemy import Connection, create_engine, insert, text
+from sqlalchemy.dialects import postgresql
 
 from bench.run import database, seed_mails, through_bus
 from bench.workload import generate, mail_id
@@ -54,6 +58,28 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
         ("sweep: unmatched payments", repository.UNMATCHED_PAYMENTS,
          {"before": now, "n": 500}),
     ]  # fmt: skip
+
+
+def generic_plan(conn: Connection, statement: Any, params: dict[str, Any]) -> list[str]:
+    """EXPLAIN of the plan PostgreSQL keeps for `statement` once it is prepared and goes
+    generic (psycopg prepares a statement after five executions): planned without its
+    parameters' values, so a partial index serves it only if its predicate is in the SQL.
+    Runs in the connection's transaction (roll it back after)."""
+    dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    compiled = statement.compile(dialect=dialect)
+    values = {**compiled.params, **params}
+    args = [values[name] for name in compiled.positiontup or []]
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    with psycopg.ClientCursor(driver) as cur:
+        cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cur.execute(f"PREPARE quota_generic AS {compiled}")
+        try:
+            marks = f"({', '.join(['%s'] * len(args))})" if args else ""
+            cur.execute(f"EXPLAIN EXECUTE quota_generic{marks}", args)
+            return [str(row[0]) for row in cur.fetchall()]
+        finally:
+            cur.execute("DEALLOCATE quota_generic")
 
 
 def main() -> None:
@@ -95,7 +121,11 @@ def main() -> None:
                     .all()
                 )
                 conn.rollback()
-                print(f"**{name}**\n```\n" + "\n".join(plan) + "\n```\n")
+                generic = generic_plan(conn, statement, params)
+                conn.rollback()
+                print(f"**{name}**\n\ncustom plan (this call's values):\n```\n" + "\n".join(plan)
+                      + "\n```\ngeneric plan (once prepared):\n```\n" + "\n".join(generic)
+                      + "\n```\n")  # fmt: skip
         engine.dispose()
 
 

@@ -30,6 +30,18 @@ from worker.adapters import tables as t
 from worker.adapters.deliveries import StoredBody
 from worker.adapters.pipeline import StatementQueue
 
+
+def _constant(value: str) -> Any:
+    """A state as a constant in the SQL text, never a bind parameter: a prepared statement's
+    generic plan can then use a partial index whose predicate names it (issue 19; the
+    plans are tested in tests/integration/test_plans.py)."""
+    assert value.isidentifier(), value  # an enum's value: nothing to quote
+    return literal_column(f"'{value}'")
+
+
+_AWAITING_PAYMENT = _constant(ChangeState.AWAITING_PAYMENT.value)
+_PENDING = _constant(PaymentStatus.PENDING.value)
+
 # The hot path's statements, built once: SQLAlchemy then skips building each
 # statement and its cache key per call, and psycopg prepares them server-side.
 _LOCK_ORDER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("order_id"), 0)))
@@ -41,7 +53,7 @@ _ADDRESSES_IN_USE = (
 )
 _AWAITING = exists().where(
     t.quota_changes.c.service_mail_id == bindparam("id"),
-    t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+    t.quota_changes.c.state == _AWAITING_PAYMENT,
 )
 # Run after the row lock: A alone, or A and whether another change awaits payment.
 _MAIL_IN_USE = select(_ADDRESSES_IN_USE.label("in_use"), literal(False).label("awaiting"))
@@ -62,7 +74,7 @@ _ORDER_FACTS = (
             t.payments,
             and_(
                 t.payments.c.order_id == bindparam("o"),
-                t.payments.c.status == PaymentStatus.PENDING.value,
+                t.payments.c.status == _PENDING,
             ),
         )
     )
@@ -74,7 +86,7 @@ _AWAITING_MAIL_OF_ORDER = (
     select(t.quota_changes.c.service_mail_id)
     .where(
         t.quota_changes.c.order_id == bindparam("o"),
-        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+        t.quota_changes.c.state == _AWAITING_PAYMENT,
     )
     .scalar_subquery()
 )
@@ -117,7 +129,7 @@ _IS_PROCESSED = select(exists().where(t.processed_messages.c.message_id == bindp
 DUE_CHANGES = (
     select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
     .where(
-        t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value,
+        t.quota_changes.c.state == _AWAITING_PAYMENT,
         t.quota_changes.c.expires_at <= bindparam("now"),
     )
     .order_by(t.quota_changes.c.expires_at)
@@ -126,7 +138,7 @@ DUE_CHANGES = (
 UNMATCHED_PAYMENTS = (
     select(t.payments.c.payment_id, t.payments.c.order_id)
     .where(
-        t.payments.c.status == PaymentStatus.PENDING.value,
+        t.payments.c.status == _PENDING,
         t.payments.c.received_at <= bindparam("before"),
     )
     .order_by(t.payments.c.received_at)

@@ -43,6 +43,7 @@ from sqlalchemy import create_engine, insert, text
 
 import worker
 from bench.refusals import refusal_flood
+from bench.scans import Scans, summary
 from bench.workload import START_LIMIT, Workload, generate, mail_id
 from events.inbound import INBOUND, QUEUES
 from worker.adapters.migrate import scratch_database
@@ -579,7 +580,8 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
     seed_mails(target.database_url, "base", options.mails)
     workload = generate("base", options.mails, options.orders)
     with bench.quota_worker() as (root, names):
-        quota = bench.drain([root], names, workload)
+        with Scans(target.database_url) as scans:
+            quota = bench.drain([root], names, workload)
         quota.outcomes = bench.outcomes()
         log(f"quota-worker: {quota.rate} messages/s; outcomes {quota.outcomes}")
         # The drains are measured; from here the stream is. Receiving Celery's task
@@ -608,6 +610,7 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         "orders_per_second": round(options.orders / (quota.seconds or 1.0), 1),
         "cpu_ms_per_order": round(1000 * quota.cpu_seconds / options.orders, 2),
         "baseline_cpu_ms_per_order": round(1000 * base.cpu_seconds / options.orders, 2),
+        "database_scans": scans.result,
         "latency": lat,
         "refusal_flood": flood,
         "database_floor": floor,
@@ -661,6 +664,8 @@ def table(r: dict[str, Any]) -> str:
             f"; producer + reader {lat.get('producer_cpu_ms_per_message')} CPU ms/message"
             f"{_saturated(lat)} |"
         )
+    lines.append(f"| database reads of the drain | | "
+                 f"{summary(r.get('database_scans'), quota['messages'])} |")  # fmt: skip
     flood = r.get("refusal_flood")
     if flood:
         lines.append(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -77,12 +76,7 @@ class Scans:
             self._analyzer = Analyzer(self.engine).__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.engine is None:
             return
         self._analyzer.__exit__()

@@ -184,10 +184,15 @@ def test_execution_hints_of_a_producer_are_dropped() -> None:
     headers: dict[str, Any] = {"timelimit": [0.0001, 0.0001], "retries": 7, "shadow": "x",
                                "ignore_result": False}  # fmt: skip
     properties: dict[str, Any] = {"reply_to": "quota.payments"}
-    envelope.ignore_hints(headers, properties)
-    envelope.ignore_producer_retries(headers)
+    envelope.ignore_hints(headers, properties, "quota.orders")
     assert headers == {"timelimit": None, "retries": 0, "ignore_result": True}
     assert properties == {"reply_to": None}
+
+
+def test_a_retry_of_the_workers_own_keeps_its_count() -> None:
+    headers: dict[str, Any] = {"timelimit": [1, 2], "retries": 3}
+    envelope.ignore_hints(headers, {}, deliveries.RETRY_QUEUE)
+    assert headers == {"timelimit": None, "retries": 3, "ignore_result": True}
 
 
 # -- stored bodies ------------------------------------------------------------------

@@ -50,9 +50,8 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
             if refusal is not None:
                 refuse(message, refusal)
                 return
-            envelope.ignore_hints(message.headers, message.properties)
-            if message.delivery_info[deliveries.QUEUE_KEY] != deliveries.RETRY_QUEUE:
-                envelope.ignore_producer_retries(message.headers)
+            queue = message.delivery_info[deliveries.QUEUE_KEY]
+            envelope.ignore_hints(message.headers, message.properties, queue)
             try:
                 celery_handler(message)
             except Exception as exc:
@@ -106,25 +105,15 @@ def _delivery(message: Any) -> envelope.Delivery:
 
 
 def _clean(value: object) -> str | None:
-    """A header value fit to store as a key: a printable string of at most 255 characters."""
-    if isinstance(value, str) and 1 <= len(value) <= envelope.MAX_ID_LENGTH and value.isprintable():
-        return value
-    return None
+    """A header value fit to store as a key, else None."""
+    return value if envelope.well_formed(value) else None
 
 
 def refuse(message: Any, reason: str) -> None:
     """Keep a refused message as a dead letter, then acknowledge it (never before)."""
     headers = message.headers if isinstance(message.headers, Mapping) else {}
-    properties = message.properties or {}
     raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-    if isinstance(properties.get(deliveries.SIZE_KEY), int):  # our Redis transport's stand-in
-        stored = StoredBody(
-            deliveries.show(raw, cut=True),
-            int(properties[deliveries.SIZE_KEY]),
-            str(properties[deliveries.SHA256_KEY]),
-        )
-    else:
-        stored = StoredBody.of(raw)
+    stored = deliveries.stored_body(message.properties or {}, raw)
     message_id, task = _clean(headers.get("id")), _clean(headers.get("task"))
     if message_id is None and headers.get("id") is not None:
         reason += f" (id {ascii(headers.get('id'))[:100]})"

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from events.inbound import INBOUND
 from worker.adapters.deliveries import QUEUE_KEY, REFUSED_KEY, RETRY_QUEUE
@@ -57,20 +57,23 @@ def check(delivery: Delivery, *, max_bytes: int, now: datetime) -> str | None:
     headers = delivery.headers
     if not isinstance(headers, Mapping):
         return "its headers are not a mapping (not a Celery protocol 2 message)"
-    return (
-        _headers(headers, queue, now)
-        or _content(delivery, max_bytes)
-        or _body(delivery.body, queue == RETRY_QUEUE)
-    )
+    return _headers(headers, queue, now) or _content(delivery, max_bytes) or _body(delivery.body)
+
+
+def well_formed(value: object) -> TypeGuard[str]:
+    """An `id` or `task` header as the contract means it: a printable string of 1-255
+    characters (also what may be stored as a dead letter's key)."""
+    return isinstance(value, str) and 1 <= len(value) <= MAX_ID_LENGTH and value.isprintable()
 
 
 def _headers(headers: Mapping[str, Any], queue: str, now: datetime) -> str | None:
     for name in ("id", "task"):
         value = headers.get(name)
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_LENGTH:
-            return f"the {name!r} header is missing or not a string of 1-{MAX_ID_LENGTH} characters"
-        if not value.isprintable():
+        if well_formed(value):
+            continue
+        if isinstance(value, str) and 1 <= len(value) <= MAX_ID_LENGTH:
             return f"the {name!r} header holds control characters"
+        return f"the {name!r} header is missing or not a string of 1-{MAX_ID_LENGTH} characters"
     try:
         size = len(json.dumps(headers, default=repr))
     except (TypeError, ValueError, RecursionError):
@@ -110,18 +113,18 @@ def _soon(value: object, now: datetime) -> bool:
 
 
 def _content(delivery: Delivery, max_bytes: int) -> str | None:
-    if not isinstance(delivery.content_type, str) or delivery.content_type != CONTENT_TYPE:
+    if delivery.content_type != CONTENT_TYPE:
         return f"content type {delivery.content_type!r} is refused: send {CONTENT_TYPE}"
     encoding = delivery.content_encoding
     if not isinstance(encoding, str) or encoding.lower() not in CONTENT_ENCODINGS:
         return f"content encoding {encoding!r} is refused: send utf-8"
-    if len(delivery.body) > max_bytes:
-        size = len(delivery.body)
+    size = len(delivery.body)
+    if size > max_bytes:
         return f"its body is {size} bytes, more than {max_bytes} (QUOTA_MAX_MESSAGE_BYTES)"
     return None
 
 
-def _body(body: bytes, own_retry: bool) -> str | None:
+def _body(body: bytes) -> str | None:
     try:
         decoded = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -147,17 +150,18 @@ def _body(body: bytes, own_retry: bool) -> str | None:
     return None
 
 
-def ignore_hints(headers: MutableMapping[str, Any], properties: MutableMapping[str, Any]) -> None:
+def ignore_hints(
+    headers: MutableMapping[str, Any], properties: MutableMapping[str, Any], queue: str
+) -> None:
     """Drop the execution hints a producer may set: the worker's own settings apply.
 
-    A retry of the worker's own (on RETRY_QUEUE) keeps its count; any other starts at 0.
+    A retry of the worker's own (taken from RETRY_QUEUE) keeps its count; any other
+    message starts at 0.
     """
     headers["timelimit"] = None
     headers["ignore_result"] = True
     for name in ("shadow", "stamped_headers", "stamps", "replaced_task_nesting"):
         headers.pop(name, None)
     properties["reply_to"] = None
-
-
-def ignore_producer_retries(headers: MutableMapping[str, Any]) -> None:
-    headers["retries"] = 0
+    if queue != RETRY_QUEUE:
+        headers["retries"] = 0

@@ -27,7 +27,8 @@ from sqlalchemy.dialects import postgresql
 
 from bench.run import database, seed_mails, through_bus
 from bench.workload import generate, mail_id
-from worker.adapters import relay, repository
+from worker.adapters import relay
+from worker.adapters import statements as sql
 from worker.adapters import tables as t
 from worker.bootstrap import build
 from worker.settings import Settings
@@ -37,25 +38,25 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, statement, parameters) for every hot-path statement."""
     mail, order, now = mail_id(tag, 7), f"ord-{tag}-7", datetime.now(UTC)
     return [
-        ("lock the order", repository._LOCK_ORDER, {"order_id": order}),
-        ("Service Mail, row lock", repository._MAIL_FOR_UPDATE, {"id": mail}),
-        ("A (address paths)", repository._MAIL_IN_USE, {"id": mail}),
+        ("lock the order", sql.LOCK_ORDER, {"order_id": order}),
+        ("Service Mail, row lock", sql.MAIL_FOR_UPDATE, {"id": mail}),
+        ("A (address paths)", sql.MAIL_IN_USE, {"id": mail}),
         ("payment: its change's Service Mail while awaiting, row lock",
-         repository._AWAITING_MAIL_FOR_UPDATE, {"o": order}),
-        ("payment: A of that Service Mail", repository._AWAITING_MAIL_IN_USE, {"o": order}),
-        ("A and awaiting change (request path)", repository._MAIL_FACTS, {"id": mail}),
-        ("change by request or order", repository._CHANGE_BY_REQUEST_OR_ORDER,
+         sql.AWAITING_MAIL_FOR_UPDATE, {"o": order}),
+        ("payment: A of that Service Mail", sql.AWAITING_MAIL_IN_USE, {"o": order}),
+        ("A and awaiting change (request path)", sql.MAIL_FACTS, {"id": mail}),
+        ("change by request or order", sql.CHANGE_BY_REQUEST_OR_ORDER,
          {"r": f"req-{tag}-7", "o": order}),
-        ("change by order", repository._CHANGE_BY_ORDER, {"o": order}),
-        ("payment by id", repository._PAYMENT, {"id": f"pay-{tag}-7"}),
-        ("held payments and early cancel", repository._ORDER_FACTS, {"o": order}),
+        ("change by order", sql.CHANGE_BY_ORDER, {"o": order}),
+        ("payment by id", sql.PAYMENT, {"id": f"pay-{tag}-7"}),
+        ("held payments and early cancel", sql.ORDER_FACTS, {"o": order}),
         ("processed message (insert; a redelivery fails on the key)",
-         repository.INSERT[t.processed_messages],
+         sql.INSERT[t.processed_messages],
          {"message_id": "m-x", "task": "t", "outcome": "o", "order_id": order,
           "processed_at": now}),
         ("relay: claim a batch", relay._CLAIM[True], {"n": 500, "now": now}),
-        ("sweep: changes past their timeout", repository.DUE_CHANGES, {"now": now, "n": 500}),
-        ("sweep: unmatched payments", repository.UNMATCHED_PAYMENTS,
+        ("sweep: changes past their timeout", sql.DUE_CHANGES, {"now": now, "n": 500}),
+        ("sweep: unmatched payments", sql.UNMATCHED_PAYMENTS,
          {"before": now, "n": 500}),
     ]  # fmt: skip
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain import errors
+from domain import commands, errors
 from domain.events import (
     ChangeAccepted,
     ChangeCancelled,
@@ -68,6 +68,14 @@ class ServiceMail:
     ksuite_id: str | None = None
     version: int = 0
     addresses_in_use: int = 0
+
+    @classmethod
+    def provisioned(cls, cmd: commands.ProvisionServiceMail) -> ServiceMail:
+        return cls(cmd.service_mail_id, cmd.account_id, cmd.plan, cmd.address_limit, cmd.ksuite_id)
+
+    def provision_again(self, cmd: commands.ProvisionServiceMail) -> None:
+        """The platform's owner, plan and kSuite; the limit changes only through requests."""
+        self.account_id, self.plan, self.ksuite_id = cmd.account_id, cmd.plan, cmd.ksuite_id
 
     def check_change(
         self, account_id: str, expected_limit: int, new_limit: int, plans: PlanTable
@@ -141,6 +149,10 @@ class Payment:
     status: PaymentStatus = PaymentStatus.PENDING
     refund_reason: str | None = None
 
+    @classmethod
+    def received(cls, cmd: commands.ConfirmPayment, now: datetime) -> Payment:
+        return cls(cmd.payment_id, cmd.order_id, cmd.amount, cmd.currency, cmd.paid_at, now)
+
     def use(self) -> None:
         self.status = PaymentStatus.USED
 
@@ -187,6 +199,20 @@ class QuotaChange:
     expires_at: datetime | None = None
     payment_id: str | None = None
     transitions: list[Transition] = field(default_factory=list)
+
+    @classmethod
+    def requested(cls, cmd: commands.RequestQuotaChange) -> QuotaChange:
+        return cls(
+            request_id=cmd.request_id,
+            order_id=cmd.order_id,
+            account_id=cmd.account_id,
+            service_mail_id=cmd.service_mail_id,
+            expected_address_limit=cmd.expected_address_limit,
+            new_address_limit=cmd.new_address_limit,
+            amount_due=cmd.amount_due,
+            currency=cmd.currency,
+            requested_at=cmd.requested_at,
+        )
 
     def same_request_as(self, other: QuotaChange) -> bool:
         return self.wire_fields() == other.wire_fields()
@@ -282,6 +308,31 @@ class QuotaChange:
         payment.use()
         self.payment_id = payment.payment_id
         return [self._apply(service_mail, plan, now)]
+
+    def catch_up(
+        self,
+        early_cancel: str | None,
+        held_payments: list[Payment],
+        service_mail: ServiceMail | None,
+        plans: PlanTable,
+        now: datetime,
+    ) -> list[DomainEvent]:
+        """What came before this request: its order's cancel, then its payments, oldest
+        first (each used or refunded as if it had come after)."""
+        events = [] if early_cancel is None else self.cancel(early_cancel, now)
+        for payment in held_payments:
+            events += self.pay(payment, service_mail, plans, now)
+        return events
+
+    def conflict_with(self, incoming: QuotaChange) -> errors.IdempotencyConflict:
+        """The refusal of `incoming`, which reuses this change's request or order id."""
+        if incoming.request_id == self.request_id:
+            return errors.IdempotencyConflict(
+                f"Request {incoming.request_id} was already received with other details."
+            )
+        return errors.IdempotencyConflict(
+            f"Order {incoming.order_id} already holds change request {self.request_id}."
+        )
 
     def cancel(self, reason: str, now: datetime) -> list[DomainEvent]:
         """Cancel a change awaiting payment; anything else is left as it is."""

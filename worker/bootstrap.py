@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from domain.events import DomainEvent
+from domain.model import Payment
 from events.stream import StreamPublisher, redis_client
 from worker.adapters.db import Database
 from worker.adapters.relay import Relay, Waker
 from worker.ops.metrics import count_committed
 from worker.service.bus import MessageBus
 from worker.service.handlers import Deps
-from worker.service.uow import UnitOfWork
+from worker.service.uow import SqlUnitOfWork
 from worker.settings import Settings
 
 
@@ -42,8 +43,8 @@ def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow
     client = redis_client(settings.redis())
     waker = Waker(client, settings.events_stream)
 
-    def after_commit(events: list[DomainEvent]) -> None:
-        count_committed(events)
+    def after_commit(events: list[DomainEvent], payments_used: list[Payment]) -> None:
+        count_committed(events, payments_used, now())
         waker()
 
     deps = Deps(
@@ -51,7 +52,7 @@ def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow
         payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
         now=now,
     )
-    bus = MessageBus(lambda: UnitOfWork(database, settings.event_source, after_commit), deps)
+    bus = MessageBus(lambda: SqlUnitOfWork(database, settings.event_source, after_commit), deps)
     return Container(settings, database, client, bus)
 
 

@@ -24,7 +24,7 @@ class Shop:
     def send(self, cmd: commands.Command, message_id: str | None = None) -> str:
         message_id = message_id or str(uuid.uuid4())
         self.sent.append(message_id)
-        return self.app.bus.handle(cmd, message_id=message_id, task="test")
+        return str(self.app.bus.handle(cmd, message_id=message_id, task="test"))
 
     def provision(
         self, *, plan: str = "premium", limit: int = 10, ksuite_id: str | None = None

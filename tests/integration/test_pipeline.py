@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from tests.integration.shop import Shop
 from worker.adapters import tables as t
 from worker.adapters.pipeline import StatementQueue
-from worker.adapters.repository import INSERT
+from worker.adapters.statements import INSERT
 from worker.bootstrap import Container
 
 MAIL = select(t.service_mails).where(t.service_mails.c.id == bindparam("id"))

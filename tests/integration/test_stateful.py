@@ -58,7 +58,7 @@ class Quotas(RuleBasedStateMachine):
     def send(self, cmd: commands.Command, message_id: str | None = None) -> str:
         message_id = message_id or str(uuid.uuid4())
         self.sent.append((cmd, message_id))
-        return self.app.bus.handle(cmd, message_id=message_id, task="stateful")
+        return str(self.app.bus.handle(cmd, message_id=message_id, task="stateful"))
 
     # -- rules ---------------------------------------------------------------
     @precondition(lambda self: len(self.mails) < 3)  # few mails: their orders collide
@@ -154,7 +154,8 @@ class Quotas(RuleBasedStateMachine):
     def redeliver(self, data: st.DataObject) -> None:
         cmd, message_id = data.draw(st.sampled_from(self.sent))
         assert (
-            self.app.bus.handle(cmd, message_id=message_id, task="stateful") == "duplicate_delivery"
+            str(self.app.bus.handle(cmd, message_id=message_id, task="stateful"))
+            == "duplicate_delivery"
         )
 
     @rule()

@@ -14,7 +14,7 @@ from tests.helpers import new_id
 from tests.integration.conftest import Clock
 from tests.integration.shop import Shop
 from worker.adapters import tables as t
-from worker.adapters.repository import Repository, already_processed
+from worker.adapters.repository import SqlRepository, already_processed
 from worker.bootstrap import Container
 
 CHANGED = "mail.quota.changed"
@@ -209,7 +209,7 @@ def test_a_failure_before_commit_leaves_no_partial_effect(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Repository, "mark_processed", broken)
+    monkeypatch.setattr(SqlRepository, "mark_processed", broken)
     with pytest.raises(RuntimeError):
         shop.send(order)
     assert shop.change(order.order_id) is None

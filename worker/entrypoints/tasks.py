@@ -19,7 +19,8 @@ from worker.adapters import db
 from worker.adapters.deliveries import RETRY_QUEUE
 from worker.bootstrap import container
 from worker.entrypoints.app import MAX_RETRY_COUNTDOWN, app
-from worker.ops.metrics import MESSAGES, outcome_kind
+from worker.ops.metrics import MESSAGES
+from worker.service.outcomes import Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -47,12 +48,12 @@ def handle_inbound(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
                 outcome = _dead_letter(
                     task, args, kwargs, f"unexpected {type(exc).__name__}: {exc}"
                 )
-        MESSAGES.labels(task.name, outcome_kind(outcome)).inc()
-        log.info("message_processed", outcome=outcome)
-        return outcome
+        MESSAGES.labels(task.name, outcome.kind.value).inc()
+        log.info("message_processed", outcome=str(outcome))
+        return str(outcome)
 
 
-def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
     if args:
         return _invalid(
             task, args, kwargs, "positional arguments are refused: send keyword arguments"
@@ -72,7 +73,7 @@ def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def _retry_or_give_up(
     task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], exc: Exception
-) -> str:
+) -> Outcome:
     retries = task.request.retries or 0
     if retries < MAX_RETRIES:
         countdown = min(MAX_RETRY_COUNTDOWN, 0.5 * 2**retries) * random.uniform(0.8, 1.2)
@@ -91,7 +92,7 @@ def _retry_or_give_up(
         raise Reject(again, requeue=True) from again
 
 
-def _invalid(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], detail: str) -> str:
+def _invalid(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], detail: str) -> Outcome:
     rejection = None
     if task.name == "quota.request_change" and all(
         _readable_id(kwargs.get(k)) for k in ("request_id", "order_id", "service_mail_id")
@@ -111,7 +112,7 @@ def _dead_letter(
     kwargs: dict[str, Any],
     error: str,
     rejection: commands.RejectInvalidMessage | None = None,
-) -> str:
+) -> Outcome:
     body = json.dumps({"args": list(args), "kwargs": kwargs}, default=repr, ensure_ascii=False)
     return container().bus.dead_letter(
         message_id=task.request.id, task=task.name, body=body, error=error, rejection=rejection

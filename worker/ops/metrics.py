@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -18,6 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from domain.events import ChangeRejected, DomainEvent, QuotaChanged, RefundRequired
+from domain.model import Payment
 
 MESSAGES = Counter(
     "quota_messages_total", "Inbound messages handled, by task and outcome", ["task", "outcome"]
@@ -39,12 +41,9 @@ EVENTS_PUBLISHED = Counter("quota_events_published_total", "Events published to 
 RELAY_ERRORS = Counter("quota_relay_errors_total", "Relay passes that failed (and were retried)")
 
 
-def outcome_kind(outcome: str) -> str:
-    """The label of an outcome: `rejected:not_owner` counts as `rejected`."""
-    return outcome.split(":", 1)[0]
-
-
-def count_committed(events: Iterable[DomainEvent]) -> None:
+def count_committed(events: Iterable[DomainEvent], used: Iterable[Payment], now: datetime) -> None:
+    for payment in used:
+        PAYMENT_TO_APPLIED.observe(max(0.0, (now - payment.paid_at).total_seconds()))
     for event in events:
         if isinstance(event, ChangeRejected):
             REJECTIONS.labels(event.reason).inc()

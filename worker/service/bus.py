@@ -11,6 +11,7 @@ from domain import commands
 from worker.adapters.deliveries import StoredBody
 from worker.service import handlers
 from worker.service.handlers import Deps
+from worker.service.outcomes import DEAD_LETTER, DUPLICATE_DELIVERY, Kind, Outcome
 from worker.service.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -27,7 +28,7 @@ class MessageBus:
         self.uow_factory = uow_factory
         self.deps = deps
 
-    def handle(self, cmd: commands.Command, *, message_id: str | None, task: str) -> str:
+    def handle(self, cmd: commands.Command, *, message_id: str | None, task: str) -> Outcome:
         handler = handlers.HANDLERS[type(cmd)]
         # A redelivered message is recognised by its id when its processed row is
         # written, in the same commit: no lookup before the handler (one round trip
@@ -39,10 +40,10 @@ class MessageBus:
                 self.deps.now(),
                 message_id=message_id,
                 task=task,
-                outcome=outcome,
+                outcome=str(outcome),
                 order_id=getattr(cmd, "order_id", None),
             )
-        return outcome if committed else "duplicate_delivery"
+        return outcome if committed else DUPLICATE_DELIVERY
 
     def dead_letter(
         self,
@@ -53,12 +54,12 @@ class MessageBus:
         error: str,
         content_type: str | None = "application/json",
         rejection: commands.RejectInvalidMessage | None = None,
-    ) -> str:
+    ) -> Outcome:
         """Keep a message that cannot be processed, and refuse its change where ids are known."""
         with self.uow_factory() as uow:
             uow.message_id = message_id
             if message_id is not None and uow.repo.is_processed(message_id):
-                return "duplicate_delivery"
+                return DUPLICATE_DELIVERY
             now = self.deps.now()
             uow.repo.add_dead_letter(
                 message_id=message_id,
@@ -74,11 +75,11 @@ class MessageBus:
                 now,
                 message_id=message_id,
                 task=task or "",
-                outcome="dead_letter",
+                outcome=str(DEAD_LETTER),
                 order_id=rejection.order_id if rejection else None,
             )
         log.warning("dead_lettered", error=error, dead_letter_task=task)
-        return "dead_letter"
+        return DEAD_LETTER
 
     def as_operator(
         self,
@@ -91,7 +92,7 @@ class MessageBus:
         with self.uow_factory() as uow:
             uow.message_id = actor
             if cmd is not None:
-                done = handlers.cancel_change(cmd, uow, self.deps) == "cancelled"
+                done = handlers.cancel_change(cmd, uow, self.deps).kind is Kind.CANCELLED
             else:
                 assert expire is not None
                 request_id, order_id, reason = expire

@@ -1,44 +1,48 @@
-"""One transaction per message: state, outbox rows and processed id commit together."""
+"""The unit of work: one transaction per message, in which the changed aggregates, the
+outbox rows, the limit history and the processed id commit together.
+
+`UnitOfWork` is the whole behaviour; a subclass gives it a transaction (`SqlUnitOfWork`
+here, `InMemoryUnitOfWork` in worker/adapters/memory.py for tests without I/O).
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
+from typing import Self
 
 from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
+from domain.model import Payment, PaymentStatus
 from events.outbound import to_cloudevent
-from worker.adapters import tables as t
 from worker.adapters.db import Database
-from worker.adapters.repository import INSERT, Repository, already_processed
+from worker.adapters.pipeline import StatementQueue
+from worker.adapters.repository import SqlRepository, already_processed
+from worker.service.repository import Repository
+
+# Told, after a commit that wrote events, what they were and which payments were used.
+OnCommitted = Callable[[list[DomainEvent], list[Payment]], None]
 
 
-class UnitOfWork:
-    def __init__(
-        self,
-        database: Database,
-        event_source: str,
-        on_events_committed: Callable[[list[DomainEvent]], None],
-    ) -> None:
-        self._database = database
+class UnitOfWork(ABC):
+    repo: Repository
+
+    def __init__(self, event_source: str, on_events_committed: OnCommitted) -> None:
         self._event_source = event_source
         self._on_events_committed = on_events_committed
         self._events: list[DomainEvent] = []
-        self._conn: Connection | None = None
-        self._tx: RootTransaction | None = None
+        self._used: list[Payment] = []
         self._published = False
         # The inbound message being handled, recorded on every transition.
         self.message_id: str | None = None
 
-    def __enter__(self) -> UnitOfWork:
-        self._conn = self._database.engine.connect()
-        self._tx = self._conn.begin()
-        self.repo = Repository(self._conn)
-        self._events = []
-        self._published = False
+    def __enter__(self) -> Self:
+        self.repo = self._begin()
+        self._events, self._used, self._published = [], [], False
         return self
 
     def __exit__(
@@ -47,14 +51,9 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._conn is not None and self._tx is not None
-        try:
-            if self._tx.is_active:
-                self._tx.rollback()
-        finally:
-            self._conn.close()
+        self._end()
         if self._published:
-            self._on_events_committed(self._events)
+            self._on_events_committed(self._events, self._used)
 
     def emit(self, events: Iterable[DomainEvent]) -> None:
         self._events.extend(events)
@@ -74,51 +73,66 @@ class UnitOfWork:
     ) -> bool:
         """Commit everything at once; False, with nothing written, if `message_id` was
         already processed (a redelivery: its processed row is already there)."""
-        assert self._conn is not None and self._tx is not None
+        written = self.repo.save_changed(self.message_id, now)
         if message_id is not None:
             self.repo.mark_processed(message_id, task, outcome, order_id, now)
         if self._events:
-            self._write_outbox(now)
-        try:
-            self.repo.queue.commit(self._tx)
-        except IntegrityError as exc:
-            if message_id is None or not already_processed(exc):
-                raise
+            self.repo.add_to_outbox(
+                [(e, to_cloudevent(e, self._event_source, now)) for e in self._events], now
+            )
+            self.repo.add_limit_history([e for e in self._events if isinstance(e, QuotaChanged)])
+        if not self._commit(redelivery_possible=message_id is not None):
             self._events = []
             return False
         self._published = bool(self._events)
+        self._used = [
+            p for p in written if isinstance(p, Payment) and p.status is PaymentStatus.USED
+        ]
         return True
 
-    def _write_outbox(self, now: datetime) -> None:
-        rows = []
-        for event in self._events:
-            out = to_cloudevent(event, self._event_source, now)
-            rows.append(
-                {
-                    "event_id": out.id,
-                    "type": out.type,
-                    "subject": out.subject,
-                    "body": out.body,
-                    "order_id": event.order_id,
-                    "created_at": now,
-                }
-            )
-        self.repo.queue.write(INSERT[t.outbox], rows)
-        history = [e for e in self._events if isinstance(e, QuotaChanged)]
-        if history:
-            self.repo.queue.write(
-                INSERT[t.limit_history],
-                [
-                    {
-                        "service_mail_id": e.service_mail_id,
-                        "version": e.version,
-                        "request_id": e.request_id,
-                        "previous_address_limit": e.previous_address_limit,
-                        "address_limit": e.address_limit,
-                        "addresses_in_use": e.addresses_in_use,
-                        "plan": e.plan,
-                        "applied_at": e.applied_at,
-                    }
-                    for e in history
-                ],
-            )
+    @abstractmethod
+    def _begin(self) -> Repository:
+        """Start the transaction; the repository working in it."""
+
+    @abstractmethod
+    def _commit(self, *, redelivery_possible: bool) -> bool:
+        """Commit; False if the processed id was already there (nothing is written)."""
+
+    @abstractmethod
+    def _end(self) -> None:
+        """Roll back whatever was not committed and let the transaction go."""
+
+
+class SqlUnitOfWork(UnitOfWork):
+    def __init__(
+        self, database: Database, event_source: str, on_events_committed: OnCommitted
+    ) -> None:
+        super().__init__(event_source, on_events_committed)
+        self._database = database
+        self._conn: Connection | None = None
+        self._tx: RootTransaction | None = None
+        self._queue: StatementQueue | None = None
+
+    def _begin(self) -> SqlRepository:
+        self._conn = self._database.engine.connect()
+        self._tx = self._conn.begin()
+        self._queue = StatementQueue(self._conn)
+        return SqlRepository(self._queue, postgres=self._conn.dialect.name == "postgresql")
+
+    def _commit(self, *, redelivery_possible: bool) -> bool:
+        assert self._queue is not None and self._tx is not None
+        try:
+            self._queue.commit(self._tx)
+        except IntegrityError as exc:
+            if redelivery_possible and already_processed(exc):
+                return False
+            raise
+        return True
+
+    def _end(self) -> None:
+        assert self._conn is not None and self._tx is not None
+        try:
+            if self._tx.is_active:
+                self._tx.rollback()
+        finally:
+            self._conn.close()

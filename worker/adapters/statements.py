@@ -1,0 +1,162 @@
+"""Every SQL statement of the message path and the sweep, built once.
+
+SQLAlchemy then skips building each statement and its cache key per call, and
+psycopg prepares them server-side. The constant states are literals in the SQL so
+that a prepared statement's generic plan can use the partial indexes (issue 19;
+tests/integration/test_plans.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from domain.model import ChangeState, PaymentStatus
+from worker.adapters import tables as t
+
+
+def _constant(value: str) -> Any:
+    """A state as a constant in the SQL text, never a bind parameter: a prepared statement's
+    generic plan can then use a partial index whose predicate names it (issue 19; the
+    plans are tested in tests/integration/test_plans.py)."""
+    assert value.isidentifier(), value  # an enum's value: nothing to quote
+    return literal_column(f"'{value}'")
+
+
+AWAITING_PAYMENT = _constant(ChangeState.AWAITING_PAYMENT.value)
+PENDING = _constant(PaymentStatus.PENDING.value)
+
+# The hot path's statements, built once: SQLAlchemy then skips building each
+# statement and its cache key per call, and psycopg prepares them server-side.
+LOCK_ORDER = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("order_id"), 0)))
+MAIL_FOR_UPDATE = (
+    select(t.service_mails).where(t.service_mails.c.id == bindparam("id")).with_for_update()
+)
+ADDRESSES_IN_USE = (
+    select(func.count()).where(t.addresses.c.service_mail_id == bindparam("id")).scalar_subquery()
+)
+AWAITING = exists().where(
+    t.quota_changes.c.service_mail_id == bindparam("id"),
+    t.quota_changes.c.state == AWAITING_PAYMENT,
+)
+# Run after the row lock: A alone, or A and whether another change awaits payment.
+MAIL_IN_USE = select(ADDRESSES_IN_USE.label("in_use"), literal(False).label("awaiting"))
+MAIL_FACTS = select(ADDRESSES_IN_USE.label("in_use"), AWAITING.label("awaiting"))
+ONE_ROW = select(literal(1).label("one")).subquery()
+# An order's held payments and early cancel, in one statement: one row at least
+# (the LEFT JOIN), the payment's columns NULL when none is held.
+ORDER_FACTS = (
+    select(
+        t.payments,
+        select(t.early_cancels.c.reason)
+        .where(t.early_cancels.c.order_id == bindparam("o"))
+        .scalar_subquery()
+        .label("early_cancel"),
+    )
+    .select_from(
+        ONE_ROW.outerjoin(
+            t.payments,
+            and_(
+                t.payments.c.order_id == bindparam("o"),
+                t.payments.c.status == PENDING,
+            ),
+        )
+    )
+    .order_by(t.payments.c.received_at, t.payments.c.payment_id)
+)
+# A payment's Service Mail, through its order's change, only while that change awaits
+# payment (the only case in which paying changes the Service Mail): row-locked, then A.
+AWAITING_MAIL_OF_ORDER = (
+    select(t.quota_changes.c.service_mail_id)
+    .where(
+        t.quota_changes.c.order_id == bindparam("o"),
+        t.quota_changes.c.state == AWAITING_PAYMENT,
+    )
+    .scalar_subquery()
+)
+AWAITING_MAIL_FOR_UPDATE = (
+    select(t.service_mails)
+    .where(t.service_mails.c.id == AWAITING_MAIL_OF_ORDER)
+    .with_for_update(of=t.service_mails)
+)
+AWAITING_MAIL_IN_USE = select(
+    select(func.count())
+    .where(t.addresses.c.service_mail_id == AWAITING_MAIL_OF_ORDER)
+    .scalar_subquery()
+    .label("in_use"),
+    literal(False).label("awaiting"),
+)
+SAVE_MAIL = update(t.service_mails).where(t.service_mails.c.id == bindparam("b_id"))
+CHANGE_BY_REQUEST = select(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("r"))
+CHANGE_BY_ORDER = select(t.quota_changes).where(t.quota_changes.c.order_id == bindparam("o"))
+CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
+    or_(
+        t.quota_changes.c.request_id == bindparam("r"), t.quota_changes.c.order_id == bindparam("o")
+    )
+)
+SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
+PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
+SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
+# Each table's plain insert, needing no generated key back (no RETURNING on PostgreSQL).
+INSERT = {table: insert(table).inline() for table in t.metadata.tables.values()}
+DELETE_ADDRESS = (
+    delete(t.addresses)
+    .where(
+        t.addresses.c.service_mail_id == bindparam("id"),
+        t.addresses.c.address == bindparam("address"),
+    )
+    .returning(t.addresses.c.address)
+)
+IS_PROCESSED = select(exists().where(t.processed_messages.c.message_id == bindparam("id")))
+# The sweep's: bounded, and each served by a partial index (ix_quota_changes_awaiting_expiry,
+# ix_payments_pending).
+DUE_CHANGES = (
+    select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
+    .where(
+        t.quota_changes.c.state == AWAITING_PAYMENT,
+        t.quota_changes.c.expires_at <= bindparam("now"),
+    )
+    .order_by(t.quota_changes.c.expires_at)
+    .limit(bindparam("n"))
+)
+UNMATCHED_PAYMENTS = (
+    select(t.payments.c.payment_id, t.payments.c.order_id)
+    .where(
+        t.payments.c.status == PENDING,
+        t.payments.c.received_at <= bindparam("before"),
+    )
+    .order_by(t.payments.c.received_at)
+    .limit(bindparam("n"))
+)
+
+
+@functools.cache
+def insert_ignore_statement(table: Table, postgres: bool) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING 1, built once per table and dialect."""
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
+    return dialect_insert(table).on_conflict_do_nothing().returning(literal_column("1"))
+
+
+def locked_mail_reads(
+    facts: Any, params: dict[str, Any], lock: Any = MAIL_FOR_UPDATE
+) -> list[tuple[Any, dict[str, Any]]]:
+    # A is counted after the row lock is held, in a statement of its own: a subquery of
+    # the locking SELECT would see the snapshot taken before waiting for the lock.
+    return [(lock, params), (facts, params)]

@@ -98,3 +98,25 @@ def test_every_pinned_version_is_the_lowest_of_its_tested_range() -> None:
         library: tested.lowest for library, tested in versions.TESTED.items()
     }
 
+
+@pytest.mark.parametrize(
+    ("broker", "library"),
+    [
+        ("redis://127.0.0.1:6379/0", "kombu"),
+        ("redis://127.0.0.1:6379/0", "redis"),
+        ("amqp://guest:guest@127.0.0.1//", "kombu"),
+        ("redis://127.0.0.1:6379/0", "celery"),
+    ],
+)
+def test_the_worker_configuration_refuses_an_untested_library_before_any_message(
+    monkeypatch: pytest.MonkeyPatch, broker: str, library: str
+) -> None:
+    """Building the Celery app, as `quota-worker run` and each worker process do at start,
+    installs the transport and names the consumer: the guard runs there."""
+    from worker.entrypoints.app import celery_config
+    from worker.settings import Settings
+
+    found = {name: tested.lowest for name, tested in versions.TESTED.items()}
+    _installed(monkeypatch, **{**found, library: "99.0.0"})
+    with pytest.raises(versions.UntestedLibraryError, match=f"{library} 99"):
+        celery_config(Settings(broker_url=broker))

@@ -13,6 +13,11 @@ once per statement; bind and result values pass through the columns' types as
 SQLAlchemy would pass them. On SQLite, an in-process library, there is no
 round trip to save: the same statements run one after the other through
 SQLAlchemy.
+
+This is the one module that drives SQLAlchemy's compiler (`bind_names`,
+`construct_params`, the types' processors) and psycopg's pipeline behind
+SQLAlchemy's back; importing it refuses an SQLAlchemy or psycopg version it was
+not tested with (`worker.adapters.versions`), whatever the backend.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from typing import Any
 import psycopg
 from sqlalchemy import Connection, Dialect, RootTransaction
 from sqlalchemy.exc import DBAPIError, StatementError
+
+from worker.adapters import versions
+
+versions.check("sqlalchemy", "psycopg")
 
 Executable = Any  # a SQLAlchemy Core statement: select, insert, update or delete
 

@@ -26,6 +26,11 @@ kombu's own code. ``install()`` (called by ``worker.entrypoints.app.celery_confi
 makes it the transport of every ``redis://``, ``rediss://`` and
 ``redis+socket://`` URL; QUOTA_REDIS_ATOMIC_POP=false (the transport option
 ``quota_atomic_pop``) takes messages with kombu's own BRPOP instead.
+
+This is the one module that touches kombu's private API (the RabbitMQ transport
+registers through `register`, operators' queue depths use `queue_lists`), so
+``install()`` first refuses a kombu or redis-py version it was not tested with
+(`worker.adapters.versions`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from redis.exceptions import NoScriptError
 
-from worker.adapters import deliveries
+from worker.adapters import deliveries, versions
 
 # KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3..] the queue lists in
 # kombu's BRPOP order; ARGV[1] the time recorded in the index, ARGV[2] the
@@ -208,9 +213,21 @@ class Transport(kombu_redis.Transport):
         super().register_with_event_loop(connection, loop)
 
 
+def queue_lists(channel: Any, queue: str) -> set[str]:
+    """The Redis lists kombu's `channel` keeps `queue` in: one per priority step (an
+    empty one has no key)."""
+    return {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
+
+
+def register(scheme: str, target: str) -> None:
+    """Make `target` ("module:Class") the kombu transport of URLs with `scheme`."""
+    kombu_transport.TRANSPORT_ALIASES[scheme] = target
+    # Forget a resolution made before (kombu caches transports by name).
+    kombu_transport._transport_cache.pop(scheme, None)
+
+
 def install() -> None:
     """Make this the transport of Redis URLs here."""
+    versions.check("kombu", "redis")
     for scheme in ("redis", "rediss"):
-        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
-        # Forget a resolution made before (kombu caches transports by name).
-        kombu_transport._transport_cache.pop(scheme, None)
+        register(scheme, f"{__name__}:Transport")

@@ -11,17 +11,18 @@
   `compression` header is taken out and the message marked as refused.
 
 ``install()`` (called by ``worker.entrypoints.app.celery_config``) makes it the transport
-of ``amqp://``, ``amqps://`` and ``pyamqp://`` URLs.
+of ``amqp://``, ``amqps://`` and ``pyamqp://`` URLs, through
+`worker.adapters.transport.register` (kombu's private registry is touched there
+only), after refusing a kombu version it was not tested with.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kombu import transport as kombu_transport
 from kombu.transport import pyamqp
 
-from worker.adapters import deliveries
+from worker.adapters import deliveries, transport, versions
 
 
 class Message(pyamqp.Message):
@@ -70,6 +71,6 @@ class SSLTransport(pyamqp.SSLTransport):
 
 def install() -> None:
     """Make this the transport of AMQP URLs here."""
+    versions.check("kombu")
     for scheme, name in (("amqp", "Transport"), ("pyamqp", "Transport"), ("amqps", "SSLTransport")):
-        kombu_transport.TRANSPORT_ALIASES[scheme] = f"{__name__}:{name}"
-        kombu_transport._transport_cache.pop(scheme, None)
+        transport.register(scheme, f"{__name__}:{name}")

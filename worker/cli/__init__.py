@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 # prometheus-client chooses where counters live when it is first imported:
@@ -15,7 +16,12 @@ if os.environ.get("QUOTA_METRICS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="quota-metrics-")
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
-from worker.cli import commands, operate  # noqa: F401  imported for their commands on main
+from worker.adapters.versions import UntestedLibraryError
+
+try:
+    from worker.cli import commands, operate  # noqa: F401  imported for their commands on main
+except UntestedLibraryError as exc:  # refused as they are imported: the reason, not a traceback
+    sys.exit(f"Error: {exc}")
 from worker.cli.base import main
 
 __all__ = ["main"]

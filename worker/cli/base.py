@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import make_url
 
 from worker import logs
+from worker.adapters.versions import UntestedLibraryError
 from worker.ops.safe_text import printable
 
 if TYPE_CHECKING:
@@ -83,7 +84,15 @@ def safe_url(url: str) -> str:
         return url.split("@")[-1]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UntestedLibraryError as exc:  # refused at start: the reason, not a traceback
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """quota-worker: applies Service Mail address-limit changes from checkout messages.
 

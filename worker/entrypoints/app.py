@@ -9,7 +9,7 @@ from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
 from worker import logs
-from worker.adapters import transport, transport_amqp
+from worker.adapters import transport, transport_amqp, versions
 from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.settings import Settings
 
@@ -25,6 +25,9 @@ MAX_RETRY_COUNTDOWN = 20
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    # The worker's consumer (below) subclasses Celery's internals: refused here too, so
+    # `quota-worker run` stops at start instead of restarting worker processes that cannot.
+    versions.check("celery")
     broker = settings.broker()
     options: dict[str, Any] = {}
     redis_broker = broker.startswith(("redis", "rediss"))

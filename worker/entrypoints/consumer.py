@@ -10,6 +10,9 @@ Celery or kombu still cannot handle (a decode error, an unknown task, an
 exception of their own) ends the same way: nothing is dropped, nothing stops
 the consumer. A pickle, yaml or msgpack body is stored as it came (base64 if
 not UTF-8) and never deserialized.
+
+`QuotaConsumer` subclasses Celery's internal worker `Consumer`: importing this
+module refuses a Celery version it was not tested with (`worker.adapters.versions`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import structlog
 from celery import signals
 from celery.worker.consumer import Consumer
 
-from worker.adapters import deliveries
+from worker.adapters import deliveries, versions
 from worker.adapters.deliveries import StoredBody
 from worker.bootstrap import container
 from worker.entrypoints import envelope
+
+versions.check("celery")
 
 log = structlog.get_logger(__name__)
 

@@ -55,10 +55,12 @@ def queue_depths(app: Celery) -> tuple[dict[str, int | None], int | None]:
         channel = conn.default_channel
         client = getattr(channel, "client", None)
         if client is not None:
-            # kombu on Redis: a queue is a list per priority step (an empty one
-            # has no key), and ack emulation keeps in-flight messages in a hash.
+            # kombu on Redis: a queue is a list per priority step (named by the
+            # transport), and ack emulation keeps in-flight messages in a hash.
+            from worker.adapters.transport import queue_lists
+
             for queue in CONSUMED_QUEUES:
-                lists = {channel._q_for_pri(queue, pri) for pri in channel.priority_steps}
+                lists = queue_lists(channel, queue)
                 depths[queue] = sum(int(client.llen(key)) for key in lists)
             unacked = int(client.hlen(channel.unacked_key))
             return depths, unacked

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
-
 from events.inbound import INBOUND
-from worker.entrypoints.app import celery_config
+from worker.entrypoints.app import create_app
 from worker.settings import Settings
 
-app = Celery("quota-worker-baseline", set_as_current=True)
-app.conf.update(celery_config(Settings()))
+# The worker's app (its transport, consumer and settings) without the worker's tasks.
+app = create_app(Settings())
+app.conf.imports = ()
 
 
 def _noop(*args: Any, **kwargs: Any) -> str:

@@ -304,7 +304,7 @@ class Bench:
     def publish(self, messages: list[Any]) -> None:
         with self.app.producer_or_acquire() as producer:
             for m in messages:
-                self.app.send_task(m.name, kwargs=m.payload, queue=INBOUND[m.name][0],
+                self.app.send_task(m.name, kwargs=m.payload, queue=INBOUND[m.name].queue,
                                    producer=producer)  # fmt: skip
 
     def wait_workers(self, count: int, timeout: float = 120) -> list[str]:
@@ -453,7 +453,7 @@ class Bench:
                 delay = start + n * interval - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                self.app.send_task(m.name, kwargs=m.payload, queue=INBOUND[m.name][0],
+                self.app.send_task(m.name, kwargs=m.payload, queue=INBOUND[m.name].queue,
                                    producer=producer)  # fmt: skip
                 if m.payment:
                     paid_at.setdefault(str(m.payload["order_id"]), time.time())
@@ -506,7 +506,7 @@ def through_bus(container: Any, workload: Workload, prefix: str) -> float:
     it over (validated, translated); returns the seconds the bus took."""
     from events.translate import to_command
 
-    commands = [(to_command(INBOUND[m.name][1].model_validate(m.payload)), m.name)
+    commands = [(to_command(INBOUND[m.name].model.model_validate(m.payload)), m.name)
                 for m in workload.messages]  # fmt: skip
     start = time.perf_counter()
     for n, (command, name) in enumerate(commands):

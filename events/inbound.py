@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -151,14 +151,19 @@ class AddressDeleted(Message):
     """The e-mail address (at most 254 characters); compared case-insensitively."""
 
 
-# Task name -> (queue, schema): the inbound half of the contract.
-INBOUND: dict[str, tuple[str, type[Message]]] = {
-    "quota.request_change": ("quota.orders", RequestChange),
-    "quota.cancel_change": ("quota.orders", CancelChange),
-    "quota.payment_confirmed": ("quota.payments", PaymentConfirmed),
-    "mail.service_provisioned": ("quota.mail", ServiceProvisioned),
-    "mail.address_created": ("quota.mail", AddressCreated),
-    "mail.address_deleted": ("quota.mail", AddressDeleted),
+class Route(NamedTuple):
+    queue: str
+    model: type[Message]
+
+
+# Task name -> its queue and schema: the inbound half of the contract.
+INBOUND: dict[str, Route] = {
+    "quota.request_change": Route("quota.orders", RequestChange),
+    "quota.cancel_change": Route("quota.orders", CancelChange),
+    "quota.payment_confirmed": Route("quota.payments", PaymentConfirmed),
+    "mail.service_provisioned": Route("quota.mail", ServiceProvisioned),
+    "mail.address_created": Route("quota.mail", AddressCreated),
+    "mail.address_deleted": Route("quota.mail", AddressDeleted),
 }
 
 QUEUES = ("quota.orders", "quota.payments", "quota.mail")

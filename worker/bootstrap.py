@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,18 +52,3 @@ def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow
     )
     bus = MessageBus(lambda: SqlUnitOfWork(database, settings.event_source, after_commit), deps)
     return Container(settings, database, client, bus)
-
-
-_lock = threading.Lock()
-_container: Container | None = None
-_pid = 0
-
-
-def container() -> Container:
-    """This process's container, built on first use (so after any fork)."""
-    global _container, _pid
-    with _lock:
-        if _container is None or _pid != os.getpid():
-            _container = build()
-            _pid = os.getpid()
-        return _container

@@ -25,7 +25,7 @@ def test_every_message_is_valid_and_orders_chain_their_limits() -> None:
     workload = generate("t", mails=3, orders=60, mail_tag="m", first_mail=5)
     limits: dict[str, int] = {}
     for m in workload.messages:
-        INBOUND[m.name][1].model_validate(m.payload)
+        INBOUND[m.name].model.model_validate(m.payload)
         if m.name != "quota.request_change" or workload.kinds[m.order_id] == "refused":
             continue
         mail = str(m.payload["service_mail_id"])

@@ -41,7 +41,7 @@ def test_committed_asyncapi_is_the_generated_one() -> None:
 def test_a_model_change_shows_as_drift(monkeypatch: pytest.MonkeyPatch) -> None:
     """The drift check above can fail: a new field changes the generated schema."""
     before = contract.json_schemas()["inbound/quota.cancel_change.json"]
-    model = INBOUND["quota.cancel_change"][1]
+    model = INBOUND["quota.cancel_change"].model
     extended = type("CancelChange", (model,), {"__annotations__": {"note": str}})
     monkeypatch.setitem(INBOUND, "quota.cancel_change", ("quota.orders", extended))
     after = contract.json_schemas()["inbound/quota.cancel_change.json"]
@@ -50,14 +50,14 @@ def test_a_model_change_shows_as_drift(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("name", sorted(INBOUND))
 def test_every_inbound_example_is_accepted_by_the_worker_schema(name: str) -> None:
-    INBOUND[name][1].model_validate(contract.INBOUND_EXAMPLES[name])
+    INBOUND[name].model.model_validate(contract.INBOUND_EXAMPLES[name])
 
 
 @pytest.mark.parametrize("name", sorted(INBOUND))
 def test_inbound_schema_forbids_unknown_fields_and_requires_every_field(name: str) -> None:
     schema = contract.json_schemas()[f"inbound/{name}.json"]
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) == set(INBOUND[name][1].model_fields)
+    assert set(schema["required"]) == set(INBOUND[name].model.model_fields)
     assert all(prop.get("description") for prop in schema["properties"].values()), name
 
 

@@ -16,7 +16,7 @@ from tests.payloads import VALID
 
 
 def schema(task: str) -> type[Message]:
-    return INBOUND[task][1]
+    return INBOUND[task].model
 
 
 def refuses(task: str, **changes: Any) -> bool:

@@ -77,23 +77,17 @@ def test_a_redis_broker_gets_our_transport_and_the_pop_quota_redis_atomic_pop_ch
     atomic: bool, broker: str
 ) -> None:
     """Either pop, every delivery passes our transport (it reads each item before kombu)."""
-    from kombu import Connection
+    from worker.entrypoints.app import create_app
 
-    from worker.entrypoints.app import celery_config
-
-    config = celery_config(Settings(broker_url=broker, redis_atomic_pop=atomic))
-    conn = Connection(config["broker_url"], transport_options=config["broker_transport_options"])
-    assert type(conn.transport).__module__ == "worker.adapters.transport"
-    assert config["broker_transport_options"]["quota_atomic_pop"] is atomic
+    app = create_app(Settings(broker_url=broker, redis_atomic_pop=atomic))
+    with app.connection_for_read() as conn:
+        assert type(conn.transport).__module__ == "worker.adapters.transport"
+    assert app.conf.broker_transport_options["quota_atomic_pop"] is atomic
 
 
 def test_an_amqp_broker_gets_the_transport_that_tells_each_deliverys_queue() -> None:
-    from kombu import Connection
-
-    from worker.entrypoints.app import celery_config
+    from worker.entrypoints.app import create_app
 
     for url in ("amqp://guest@127.0.0.1//", "amqps://guest@127.0.0.1//"):
-        config = celery_config(Settings(broker_url=url))
-        assert type(Connection(config["broker_url"]).transport).__module__ == (
-            "worker.adapters.transport_amqp"
-        )
+        with create_app(Settings(broker_url=url)).connection_for_read() as conn:
+            assert type(conn.transport).__module__ == "worker.adapters.transport_amqp"

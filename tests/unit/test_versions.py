@@ -113,10 +113,10 @@ def test_the_worker_configuration_refuses_an_untested_library_before_any_message
 ) -> None:
     """Building the Celery app, as `quota-worker run` and each worker process do at start,
     installs the transport and names the consumer: the guard runs there."""
-    from worker.entrypoints.app import celery_config
+    from worker.entrypoints.app import create_app
     from worker.settings import Settings
 
     found = {name: tested.lowest for name, tested in versions.TESTED.items()}
     _installed(monkeypatch, **{**found, library: "99.0.0"})
     with pytest.raises(versions.UntestedLibraryError, match=f"{library} 99"):
-        celery_config(Settings(broker_url=broker))
+        create_app(Settings(broker_url=broker))

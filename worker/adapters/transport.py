@@ -22,7 +22,7 @@ base64, a compressed body) becomes a small stand-in the consumer
 dead-letters, instead of an exception that crashes or reconnects the worker.
 
 Everything else (acks, rejects, restores, fanout for remote control) is
-kombu's own code. ``install()`` (called by ``worker.entrypoints.app.celery_config``)
+kombu's own code. ``install()`` (called by ``worker.entrypoints.app.create_app``)
 makes it the transport of every ``redis://``, ``rediss://`` and
 ``redis+socket://`` URL; QUOTA_REDIS_ATOMIC_POP=false (the transport option
 ``quota_atomic_pop``) takes messages with kombu's own BRPOP instead.

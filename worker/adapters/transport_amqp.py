@@ -10,7 +10,7 @@
   while it is built, before any check (a decompression bomb). The
   `compression` header is taken out and the message marked as refused.
 
-``install()`` (called by ``worker.entrypoints.app.celery_config``) makes it the transport
+``install()`` (called by ``worker.entrypoints.app.create_app``) makes it the transport
 of ``amqp://``, ``amqps://`` and ``pyamqp://`` URLs, through
 `worker.adapters.transport.register` (kombu's private registry is touched there
 only), after refusing a kombu version it was not tested with.

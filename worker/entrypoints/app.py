@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, signals
 from kombu.entity import Queue
 
 from events.inbound import INBOUND, QUEUES
-from worker import logs
+from worker import bootstrap, logs
 from worker.adapters import transport, transport_amqp, versions
 from worker.adapters.deliveries import CONSUMED_QUEUES
+from worker.bootstrap import Container
 from worker.settings import Settings
 
 # Redis redelivers a message not acknowledged within this many seconds. It
@@ -33,8 +37,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     redis_broker = broker.startswith(("redis", "rediss"))
     if redis_broker:
         # A message popped and recorded as unacknowledged in one atomic step, so a
-        # killed worker cannot lose it (kombu#305; see worker/adapters/transport.py).
-        transport.install()
+        # killed worker cannot lose it (kombu#305; see worker/adapters/transport.py,
+        # installed by create_app).
         options = {
             "quota_atomic_pop": settings.redis_atomic_pop,
             "quota_max_message_bytes": settings.max_message_bytes,
@@ -49,7 +53,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "health_check_interval": 25,
         }
     elif broker.startswith(("amqp", "pyamqp")):
-        transport_amqp.install()  # tells each delivery's queue (see worker/entrypoints/envelope.py)
         options = {"confirm_publish": True}
     return {
         "broker_url": broker,
@@ -89,14 +92,45 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None) -> Celery:
-    app = Celery("quota-worker", set_as_current=True)
-    app.conf.update(celery_config(settings or Settings()))
+class QuotaApp(Celery):  # type: ignore[misc]
+    """The Celery app with what its tasks and consumer use: the settings it was made
+    from, and this process's container (built on first use, so after any fork)."""
+
+    def __init__(self, settings: Settings, build: Callable[[Settings], Container]) -> None:
+        super().__init__("quota-worker", set_as_current=True)
+        self.settings = settings
+        self._build = build
+        self._lock = threading.Lock()
+        self._container: Container | None = None
+        self._pid = 0
+
+    def container(self) -> Container:
+        with self._lock:
+            if self._container is None or self._pid != os.getpid():
+                self._container, self._pid = self._build(self.settings), os.getpid()
+            return self._container
+
+
+def create_app(
+    settings: Settings, build: Callable[[Settings], Container] = bootstrap.build
+) -> QuotaApp:
+    """The app for `settings`; installs our transport for its broker's scheme (kombu keeps
+    its transports in a registry of its own)."""
+    if settings.broker().startswith(("redis", "rediss")):
+        transport.install()
+    elif settings.broker().startswith(("amqp", "pyamqp")):
+        transport_amqp.install()  # tells each delivery's queue (see worker/entrypoints/envelope.py)
+    app = QuotaApp(settings, build)
+    app.conf.update(celery_config(settings))
     app.conf.imports = ("worker.entrypoints.tasks",)
     return app
 
 
-app = create_app()
+def container_of(app: Celery) -> Container:
+    """The container of the app a task or the consumer runs in."""
+    if not isinstance(app, QuotaApp):
+        raise TypeError(f"{app!r} is not quota-worker's app: start it with `quota-worker run`")
+    return app.container()
 
 
 @signals.setup_logging.connect

@@ -29,8 +29,9 @@ from celery.worker.consumer import Consumer
 
 from worker.adapters import deliveries, versions
 from worker.adapters.deliveries import StoredBody
-from worker.bootstrap import container
 from worker.entrypoints import envelope
+from worker.entrypoints.app import container_of
+from worker.service.bus import MessageBus
 
 versions.check("celery")
 
@@ -44,7 +45,8 @@ UNREACHABLE_PAUSE_SECONDS = 1.0
 class QuotaConsumer(Consumer):  # type: ignore[misc]
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], None]:
         celery_handler = super().create_task_handler(*args, **kwargs)
-        max_bytes = container().settings.max_message_bytes
+        container = container_of(self.app)
+        max_bytes = container.settings.max_message_bytes
 
         def on_task_received(message: Any) -> None:
             try:
@@ -53,7 +55,7 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
                 log.exception("envelope_check_failed")
                 refusal = f"its envelope could not be read ({type(exc).__name__})"
             if refusal is not None:
-                refuse(message, refusal)
+                refuse(message, refusal, container.bus)
                 return
             queue = message.delivery_info[deliveries.QUEUE_KEY]
             envelope.ignore_hints(message.headers, message.properties, queue)
@@ -61,21 +63,25 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
                 celery_handler(message)
             except Exception as exc:
                 log.exception("celery_could_not_take_message")
-                refuse(message, f"Celery could not take it ({type(exc).__name__}: {exc})"[:500])
+                why = f"Celery could not take it ({type(exc).__name__}: {exc})"[:500]
+                refuse(message, why, container.bus)
 
         return _never_raises(on_task_received)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
-        refuse(message, f"refused content type {message.content_type!r}: {exc}")
+        refuse(message, f"refused content type {message.content_type!r}: {exc}", self._bus())
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
-        refuse(message, "not a Celery task message (no task name)")
+        refuse(message, "not a Celery task message (no task name)", self._bus())
 
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
-        refuse(message, f"unknown task: {exc}")
+        refuse(message, f"unknown task: {exc}", self._bus())
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
-        refuse(message, f"invalid task message: {exc}")
+        refuse(message, f"invalid task message: {exc}", self._bus())
+
+    def _bus(self) -> MessageBus:
+        return container_of(self.app).bus
 
 
 def _never_raises(handler: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -114,7 +120,7 @@ def _clean(value: object) -> str | None:
     return value if envelope.well_formed(value) else None
 
 
-def refuse(message: Any, reason: str) -> None:
+def refuse(message: Any, reason: str, bus: MessageBus) -> None:
     """Keep a refused message as a dead letter, then acknowledge it (never before)."""
     headers = message.headers if isinstance(message.headers, Mapping) else {}
     raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
@@ -124,7 +130,7 @@ def refuse(message: Any, reason: str) -> None:
         reason += f" (id {ascii(headers.get('id'))[:100]})"
     content_type = message.content_type if isinstance(message.content_type, str) else None
     try:
-        container().bus.dead_letter(
+        bus.dead_letter(
             message_id=message_id,
             task=task,
             body=stored,
@@ -152,7 +158,7 @@ def _keep_failed(
 ) -> None:
     """A task that failed outside its own handling (time limit, lost worker past its retries)."""
     body = json.dumps({"args": list(args or ()), "kwargs": kwargs or {}}, default=repr)
-    container().bus.dead_letter(
+    container_of(sender.app).bus.dead_letter(
         message_id=task_id,
         task=getattr(sender, "name", None),
         body=StoredBody.of(body),

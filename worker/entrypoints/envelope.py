@@ -83,7 +83,7 @@ def _headers(headers: Mapping[str, Any], queue: str, now: datetime) -> str | Non
     task = headers["task"]
     if task not in INBOUND:
         return f"unknown task {task!r}: not a task of the contract"
-    home = INBOUND[task][0]
+    home = INBOUND[task].queue
     if queue not in (home, RETRY_QUEUE):
         return f"{task} is taken only from queue {home}, not from {queue}"
     for name in WORKFLOW_HEADERS:

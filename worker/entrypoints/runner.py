@@ -53,7 +53,7 @@ class Runner:
     def worker_command(self, index: int) -> list[str]:
         host = socket.gethostname()
         return [
-            sys.executable, "-m", "celery", "-A", "worker.entrypoints.app:app", "worker",
+            sys.executable, "-m", "celery", "-A", "worker.entrypoints.worker_app:app", "worker",
             "--queues", ",".join(CONSUMED_QUEUES),
             "--pool", self.layout.pool,
             "--concurrency", str(self.layout.concurrency),

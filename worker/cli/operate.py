@@ -18,7 +18,8 @@ from rich.text import Text
 from domain import commands
 from domain.model import ChangeState
 from worker.cli.base import build_app, build_container, check_dependencies, load_settings, main
-from worker.ops import queries
+from worker.ops import change_requests, queries
+from worker.ops import dead_letters as letters
 from worker.ops.safe_text import printable
 
 # Piped into a file or grep, rows must not be cut at rich's default 80 columns.
@@ -201,7 +202,7 @@ def requests_list(
     as_json: bool,
 ) -> None:
     """List change requests, newest first."""
-    rows = queries.list_requests(
+    rows = change_requests.list_requests(
         build_container(),
         state=state,
         service_mail=service_mail,
@@ -235,7 +236,7 @@ def requests_list(
 @click.option("--json", "as_json", is_flag=True)
 def requests_show(request_or_order_id: str, as_json: bool) -> None:
     """Every message, transition, payment and event of one change (REQUEST_ID or ORDER_ID)."""
-    trail = queries.request_trail(build_container(), request_or_order_id)
+    trail = change_requests.request_trail(build_container(), request_or_order_id)
     if trail is None:
         raise click.ClickException(f"no change request or message for {request_or_order_id!r}")
     if as_json:
@@ -312,7 +313,7 @@ def dead_letters() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) -> None:
     """List dead letters, newest first."""
-    rows = queries.list_dead_letters(
+    rows = letters.list_dead_letters(
         build_container(), status=None if status == "all" else status, task=task, limit=limit
     )
     if as_json:
@@ -335,7 +336,7 @@ def dead_letters_list(status: str, task: str | None, limit: int, as_json: bool) 
 @click.argument("letter_id", type=int)
 def dead_letters_show(letter_id: int) -> None:
     """Print one dead letter whole: raw body, error, what was done with it."""
-    letter = queries.get_dead_letter(build_container(), letter_id)
+    letter = letters.get_dead_letter(build_container(), letter_id)
     if letter is None:
         raise click.ClickException(f"no dead letter {letter_id}")
     _json(letter)
@@ -350,18 +351,18 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
     container, app = build_container(), build_app()
     if replay_all:
         letter_ids = tuple(
-            r["id"] for r in queries.list_dead_letters(container, task=task, limit=100_000)
+            r["id"] for r in letters.list_dead_letters(container, task=task, limit=100_000)
         )
     if not letter_ids:
         raise click.UsageError("name dead letter ids, or --all")
     failed = 0
     for n, letter_id in enumerate(letter_ids, 1):
         try:
-            message_id = queries.replay_dead_letter(container, app, letter_id)
+            message_id = letters.replay_dead_letter(container, app, letter_id)
             click.echo(
                 f"[{n}/{len(letter_ids)}] {letter_id}: sent again as {printable(message_id)}"
             )
-        except queries.NotReplayable as exc:
+        except letters.NotReplayable as exc:
             failed += 1
             # The reason quotes stored data (task, content type, a discard's reason).
             click.echo(
@@ -375,14 +376,14 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
 @click.option("--reason", required=True, help="Why it is dropped (recorded).")
 def dead_letters_discard(letter_id: int, reason: str) -> None:
     """Mark a dead letter as handled without replaying it; the reason is recorded."""
-    if not queries.discard_dead_letter(build_container(), letter_id, reason, getpass.getuser()):
+    if not letters.discard_dead_letter(build_container(), letter_id, reason, getpass.getuser()):
         raise click.ClickException(f"no dead letter {letter_id}")
     click.echo(f"dead letter {letter_id} discarded")
 
 
 # -- manual expire / cancel -------------------------------------------------------
 def _awaiting(key: str) -> dict[str, Any]:
-    change = queries.find_change(build_container(), key)
+    change = change_requests.find_change(build_container(), key)
     if change is None:
         raise click.ClickException(f"no change request {key!r}")
     if change["state"] != "awaiting_payment":

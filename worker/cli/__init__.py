@@ -15,7 +15,8 @@ if os.environ.get("QUOTA_METRICS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="quota-metrics-")
     atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
-from worker.cli import commands, operate  # noqa: F401  imported for their commands on main
+# Imported for the commands they register on main.
+from worker.cli import change_requests, commands, dead_letters, status  # noqa: F401
 from worker.cli.base import main
 
 __all__ = ["main"]

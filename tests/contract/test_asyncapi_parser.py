@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from events import contract
+from events.asyncapi import asyncapi
 from tests.node import node_tools
 
 COMMITTED = Path(__file__).resolve().parents[2] / "contract" / "asyncapi.yaml"
@@ -27,7 +28,7 @@ def test_the_committed_document_is_valid_asyncapi_3() -> None:
 
 def test_the_json_rendering_is_valid_too(tmp_path: Path) -> None:
     path = tmp_path / "asyncapi.json"
-    path.write_text(contract.render(contract.asyncapi(), "json"))
+    path.write_text(contract.render(asyncapi(), "json"))
     done = validate(path)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -107,8 +107,8 @@ def _run(task: StandIn, kwargs: dict[str, Any], bus: Any) -> str:
 
 
 PROVISION = {
-    "schema_version": 1, "service_mail_id": "sm-1", "account_id": "acc-1", "plan": "premium", "address_limit": 10,
-    "ksuite_id": None,
+    "schema_version": 1, "service_mail_id": "sm-1", "account_id": "acc-1", "plan": "premium",
+    "address_limit": 10, "ksuite_id": None,
 }  # fmt: skip
 
 

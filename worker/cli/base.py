@@ -1,7 +1,8 @@
 """What every `quota-worker` command shares: the click group, settings, the checks, builders.
 
-The command modules (`commands`, `operate`) import this one, never each other,
-and it imports neither.
+The command modules (`commands`, `status`, `change_requests`, `dead_letters`) import
+this one (and `output`, how the operator commands print), never each other;
+it imports none of them.
 """
 
 from __future__ import annotations

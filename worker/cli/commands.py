@@ -129,7 +129,8 @@ def contract_schemas(out: Path) -> None:
 )
 def contract_asyncapi(fmt: str, out: Path | None) -> None:
     """Print the AsyncAPI 3.0 document of the contract: queues, stream, messages, examples."""
-    from events.contract import DEFAULT_STREAM, asyncapi, render
+    from events.asyncapi import DEFAULT_STREAM, asyncapi
+    from events.contract import render
 
     stream = os.environ.get("QUOTA_EVENTS_STREAM", DEFAULT_STREAM)
     text = render(asyncapi(stream), fmt)

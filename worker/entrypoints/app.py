@@ -88,7 +88,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_consumer": "worker.entrypoints.consumer:QuotaConsumer",
         "task_queues": [Queue(name, routing_key=name) for name in CONSUMED_QUEUES],  # type: ignore[no-untyped-call]
         "task_default_queue": QUEUES[0],
-        "task_routes": {name: {"queue": queue} for name, (queue, _) in INBOUND.items()},
+        "task_routes": {name: {"queue": route.queue} for name, route in INBOUND.items()},
     }
 
 

@@ -8,16 +8,22 @@ SAMPLE_SECONDS; latency and throughput from what the database already holds
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from statistics import quantiles
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Row, delete, insert, select
 
 from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
 from worker.ops.queries import Status
+
+# A matplotlib Axes: its stubs refuse the datetimes it plots on the x axis, so Any.
+Axes = Any
+Sample = Row[Any, Any, Any]  # at, name, value
+Published = Row[Any, Any]  # created_at, sent_at
 
 SAMPLE_SECONDS = 15
 KEEP = timedelta(hours=24)
@@ -67,6 +73,25 @@ def render(container: Container, target: Path, hours: float = 1.0) -> Path:
     import matplotlib.pyplot as plt
 
     since = utcnow() - timedelta(hours=hours)
+    samples, published, handled = _read_window(container, since)
+    figure, (depth, rate, latency) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    figure.suptitle(f"quota-worker, the last {hours:g} h (UTC)")
+    _plot_depth(depth, samples)
+    _plot_rate(rate, handled)
+    _plot_latency(latency, published)
+    latency.set_xlim(since, utcnow())  # always the whole window, even when it is quiet
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=100)
+    plt.close(figure)
+    return target
+
+
+def _read_window(
+    container: Container, since: datetime
+) -> tuple[Sequence[Sample], Sequence[Published], Sequence[datetime]]:
+    """The samples, the published events and the handled messages since `since`."""
     with container.database.engine.connect() as conn:
         samples = conn.execute(
             select(t.samples.c.at, t.samples.c.name, t.samples.c.value)
@@ -87,9 +112,11 @@ def render(container: Container, target: Path, hours: float = 1.0) -> Path:
             .scalars()
             .all()
         )
+    return samples, published, handled
 
-    figure, (depth, rate, latency) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
-    figure.suptitle(f"quota-worker, the last {hours:g} h (UTC)")
+
+def _plot_depth(depth: Axes, samples: Sequence[Sample]) -> None:
+    """Queue depths and the outbox backlog, one line per sampled name."""
     series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for at, name, value in samples:
         series[name].append((at, value))
@@ -105,10 +132,17 @@ def render(container: Container, target: Path, hours: float = 1.0) -> Path:
     depth.set_title("queue depth and unpublished events" + ("" if series else " (no samples yet)"))
     if series:
         depth.legend(loc="upper left", fontsize="small")
+
+
+def _plot_rate(rate: Axes, handled: Sequence[datetime]) -> None:
     counts = per_minute_counts(handled)
     rate.bar([c[0] for c in counts], [c[1] for c in counts], width=1 / 1440, align="edge")
     rate.set_ylabel("messages / min")
     rate.set_title("messages handled")
+
+
+def _plot_latency(latency: Axes, published: Sequence[Published]) -> None:
+    """Commit → stream latency of the published events: p50 and p99 per minute, in ms."""
     lat = per_minute_percentiles(
         (row.sent_at, (row.sent_at - row.created_at).total_seconds() * 1000) for row in published
     )
@@ -118,10 +152,3 @@ def render(container: Container, target: Path, hours: float = 1.0) -> Path:
     latency.set_title("commit → event on the stream")
     if lat:
         latency.legend(loc="upper left", fontsize="small")
-    latency.set_xlim(since, utcnow())  # always the whole window, even when it is quiet
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, dpi=100)
-    plt.close(figure)
-    return target

@@ -1,19 +1,22 @@
-"""What operators ask of the service: its health, its queues, a change's trail, dead letters."""
+"""The service's status as operators read it: queues, workers, changes, backlog, dead letters.
+
+`snapshot` is what `quota-worker status` prints and `run` samples; `problems`
+names every threshold it crosses. A change's trail is `change_requests`, the
+dead letters themselves `dead_letters`.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, func, select
 
 from domain.model import ChangeState
-from events.inbound import INBOUND
 from worker.adapters import tables as t
-from worker.adapters.deliveries import CONSUMED_QUEUES, STORED_BODY_BYTES
+from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.bootstrap import Container, utcnow
 
 
@@ -166,161 +169,3 @@ def _dead_letter_summary(conn: Connection) -> list[dict[str, Any]]:
         .order_by(func.count().desc())
     )
     return [{"task": r.task, "error": r.error, "count": r.count} for r in rows]
-
-
-# -- change requests ---------------------------------------------------------
-def list_requests(
-    container: Container,
-    *,
-    state: str | None = None,
-    service_mail: str | None = None,
-    account: str | None = None,
-    older_than: timedelta | None = None,
-    limit: int = 50,
-) -> list[dict[str, Any]]:
-    c = t.quota_changes.c
-    query = select(t.quota_changes).order_by(c.created_at.desc()).limit(limit)
-    if state:
-        query = query.where(c.state == state)
-    if service_mail:
-        query = query.where(c.service_mail_id == service_mail)
-    if account:
-        query = query.where(c.account_id == account)
-    if older_than:
-        query = query.where(c.created_at <= utcnow() - older_than)
-    with container.database.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
-
-
-def request_trail(container: Container, key: str) -> dict[str, Any] | None:
-    """A change's whole story, by request_id or order_id, from what was recorded as it happened."""
-    c = t.quota_changes.c
-    with container.database.engine.connect() as conn:
-        row = conn.execute(
-            select(t.quota_changes).where(or_(c.request_id == key, c.order_id == key))
-        ).first()
-        order_id = row.order_id if row else key
-        messages = conn.execute(
-            select(t.processed_messages)
-            .where(t.processed_messages.c.order_id == order_id)
-            .order_by(t.processed_messages.c.processed_at)
-        ).all()
-        if row is None and not messages:
-            return None
-        transitions = (
-            conn.execute(
-                select(t.transitions)
-                .where(t.transitions.c.request_id == row.request_id)
-                .order_by(t.transitions.c.id)
-            ).all()
-            if row
-            else []
-        )
-        payments = conn.execute(
-            select(t.payments)
-            .where(t.payments.c.order_id == order_id)
-            .order_by(t.payments.c.received_at)
-        ).all()
-        events = conn.execute(
-            select(t.outbox).where(t.outbox.c.order_id == order_id).order_by(t.outbox.c.id)
-        ).all()
-    return {
-        "change": dict(row._mapping) if row else None,
-        "messages": [dict(m._mapping) for m in messages],
-        "transitions": [dict(tr._mapping) for tr in transitions],
-        "payments": [dict(p._mapping) for p in payments],
-        "events": [
-            {
-                "id": e.event_id,
-                "type": e.type,
-                "created_at": e.created_at,
-                "published_at": e.sent_at,
-                "data": json.loads(e.body)["data"],
-            }
-            for e in events
-        ],
-    }
-
-
-# -- dead letters --------------------------------------------------------------
-def list_dead_letters(
-    container: Container, *, status: str | None = "stored", task: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
-    c = t.dead_letters.c
-    query = select(t.dead_letters).order_by(c.id.desc()).limit(limit)
-    if status:
-        query = query.where(c.status == status)
-    if task:
-        query = query.where(c.task == task)
-    with container.database.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
-
-
-def get_dead_letter(container: Container, letter_id: int) -> dict[str, Any] | None:
-    with container.database.engine.connect() as conn:
-        row = conn.execute(select(t.dead_letters).where(t.dead_letters.c.id == letter_id)).first()
-    return dict(row._mapping) if row else None
-
-
-class NotReplayable(Exception):
-    pass
-
-
-def replay_dead_letter(container: Container, app: Celery, letter_id: int) -> str:
-    """Publish the stored message again through the normal path; returns its message id.
-
-    The message id is derived from the dead letter, so replaying twice is a no-op
-    for the worker (it has processed that id), and the row records the replay.
-    """
-    letter = get_dead_letter(container, letter_id)
-    if letter is None:
-        raise NotReplayable(f"no dead letter {letter_id}")
-    if letter["status"] == "discarded":
-        raise NotReplayable(f"dead letter {letter_id} was discarded: {letter['resolution']}")
-    task = letter["task"]
-    if task not in INBOUND:
-        raise NotReplayable(f"dead letter {letter_id} is for {task!r}, not a task of the contract")
-    if (letter["body_size"] or 0) > STORED_BODY_BYTES:
-        raise NotReplayable(
-            f"dead letter {letter_id} keeps only the first {STORED_BODY_BYTES} of its "
-            f"{letter['body_size']} bytes: it cannot be replayed; discard it with a reason"
-        )
-    try:
-        body = json.loads(letter["body"])
-        args, kwargs = body["args"], body["kwargs"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise NotReplayable(
-            f"dead letter {letter_id} holds no JSON task payload ({letter['content_type']}): "
-            "it cannot be replayed; discard it with a reason"
-        ) from exc
-    message_id = f"replay-{letter_id}"
-    app.send_task(task, args=args, kwargs=kwargs, queue=INBOUND[task][0], task_id=message_id)
-    _resolve(container, letter_id, "replayed", f"replayed as {message_id}", message_id)
-    return message_id
-
-
-def discard_dead_letter(container: Container, letter_id: int, reason: str, actor: str) -> bool:
-    return _resolve(container, letter_id, "discarded", f"{actor}: {reason}", None)
-
-
-def _resolve(
-    container: Container, letter_id: int, status: str, resolution: str, replayed_as: str | None
-) -> bool:
-    with container.database.engine.begin() as conn:
-        result = conn.execute(
-            update(t.dead_letters)
-            .where(t.dead_letters.c.id == letter_id)
-            .values(
-                status=status, resolution=resolution, replayed_as=replayed_as, resolved_at=utcnow()
-            )
-        )
-    return result.rowcount > 0
-
-
-def find_change(container: Container, key: str) -> dict[str, Any] | None:
-    c = t.quota_changes.c
-    with container.database.engine.connect() as conn:
-        row = conn.execute(
-            select(t.quota_changes).where(or_(c.request_id == key, c.order_id == key))
-        ).first()
-    return dict(row._mapping) if row else None

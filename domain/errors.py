@@ -87,3 +87,7 @@ REFUND_REASONS = (
     "change_cancelled",
     "change_rejected",
 )
+
+
+class IllegalTransition(Exception):
+    """A state change the contract's diagram does not allow."""

@@ -1,7 +1,8 @@
-"""The aggregates: a Service Mail, a change of its limit, and a payment for it.
+"""A change of a Service Mail's limit: the aggregate every request becomes.
 
-Every rule of the contract is checked here; the methods that change state
-return the domain events they caused, and the caller persists both.
+Every rule of the contract is checked in domain/ (the Service Mail's in mail.py, the
+payment's in payment.py); the methods that change state return the domain events they
+caused, and the caller persists both.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain import commands, errors
+from domain.errors import IllegalTransition
 from domain.events import (
     ChangeAccepted,
     ChangeCancelled,
@@ -18,8 +20,9 @@ from domain.events import (
     ChangeRejected,
     DomainEvent,
     QuotaChanged,
-    RefundRequired,
 )
+from domain.mail import ServiceMail
+from domain.payment import Payment
 from domain.plans import Plan, PlanTable
 
 
@@ -53,125 +56,6 @@ _REFUND_FOR_STATE = {
     ChangeState.CANCELLED: "change_cancelled",
     ChangeState.REJECTED: "change_rejected",
 }
-
-
-class IllegalTransition(Exception):
-    """A state change the contract's diagram does not allow."""
-
-
-@dataclass
-class ServiceMail:
-    id: str
-    account_id: str
-    plan: str
-    address_limit: int
-    ksuite_id: str | None = None
-    version: int = 0
-    addresses_in_use: int = 0
-
-    @classmethod
-    def provisioned(cls, cmd: commands.ProvisionServiceMail) -> ServiceMail:
-        return cls(cmd.service_mail_id, cmd.account_id, cmd.plan, cmd.address_limit, cmd.ksuite_id)
-
-    def provision_again(self, cmd: commands.ProvisionServiceMail) -> None:
-        """The platform's owner, plan and kSuite; the limit changes only through requests."""
-        self.account_id, self.plan, self.ksuite_id = cmd.account_id, cmd.plan, cmd.ksuite_id
-
-    def check_change(
-        self, account_id: str, expected_limit: int, new_limit: int, plans: PlanTable
-    ) -> Plan:
-        """The plan after the change, or the named refusal."""
-        self.check_changeable_by(account_id)
-        if new_limit == self.address_limit:
-            raise errors.NoChange(f"The address limit is already {new_limit}.")
-        if expected_limit != self.address_limit:
-            raise errors.StaleRequest(
-                f"The order was made for a limit of {expected_limit}, but the limit is now "
-                f"{self.address_limit}; please review the order again."
-            )
-        target = plans.target_for(self.plan, new_limit)
-        if new_limit < target.min:
-            raise errors.BelowPlanMinimum(
-                f"The {target.name} offer holds at least {target.min} addresses."
-            )
-        if new_limit > target.max:
-            raise errors.AbovePlanMaximum(
-                f"The {target.name} offer holds at most {target.max} addresses."
-            )
-        if new_limit < self.addresses_in_use:
-            raise errors.AddressesInUse(
-                f"{self.addresses_in_use} addresses exist; delete "
-                f"{self.addresses_in_use - new_limit} before lowering the limit to {new_limit}."
-            )
-        return target
-
-    def check_changeable_by(self, account_id: str) -> None:
-        if account_id != self.account_id:
-            raise errors.NotOwner("This Service Mail belongs to another account.")
-        if self.ksuite_id is not None:
-            raise errors.ManagedByKSuite(
-                "This Service Mail is part of a kSuite; its quota follows the kSuite offer."
-            )
-
-    def apply_change(self, change: QuotaChange, plan: Plan, now: datetime) -> QuotaChanged:
-        previous = self.address_limit
-        self.address_limit = change.new_address_limit
-        self.plan = plan.name
-        self.version += 1
-        return QuotaChanged(
-            request_id=change.request_id,
-            order_id=change.order_id,
-            account_id=change.account_id,
-            service_mail_id=self.id,
-            previous_address_limit=previous,
-            address_limit=self.address_limit,
-            addresses_in_use=self.addresses_in_use,
-            plan=self.plan,
-            version=self.version,
-            applied_at=now,
-        )
-
-
-class PaymentStatus(StrEnum):
-    PENDING = "pending"
-    USED = "used"
-    REFUNDED = "refunded"
-
-
-@dataclass
-class Payment:
-    payment_id: str
-    order_id: str
-    amount: int
-    currency: str
-    paid_at: datetime
-    received_at: datetime
-    status: PaymentStatus = PaymentStatus.PENDING
-    refund_reason: str | None = None
-
-    @classmethod
-    def received(cls, cmd: commands.ConfirmPayment, now: datetime) -> Payment:
-        return cls(cmd.payment_id, cmd.order_id, cmd.amount, cmd.currency, cmd.paid_at, now)
-
-    def use(self) -> None:
-        self.status = PaymentStatus.USED
-
-    def refund(self, reason: str, service_mail_id: str | None) -> RefundRequired:
-        if self.status is not PaymentStatus.PENDING:
-            raise IllegalTransition(f"payment {self.payment_id} is already {self.status}")
-        self.status = PaymentStatus.REFUNDED
-        self.refund_reason = reason
-        return RefundRequired(
-            payment_id=self.payment_id,
-            order_id=self.order_id,
-            amount=self.amount,
-            currency=self.currency,
-            reason=reason,
-            service_mail_id=service_mail_id,
-        )
-
-    def unmatched_past(self, now: datetime, timeout: timedelta) -> bool:
-        return self.status is PaymentStatus.PENDING and self.received_at + timeout <= now
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from domain.events import DomainEvent
-from domain.model import Payment
+from domain.payment import Payment
 from events.stream import StreamPublisher, redis_client
 from worker.adapters.db import Database
 from worker.adapters.relay import Relay, Waker

@@ -16,7 +16,9 @@ from sqlalchemy import select
 
 from domain import commands, errors
 from domain.events import DomainEvent
-from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
+from domain.mail import ServiceMail
+from domain.model import ChangeState, QuotaChange
+from domain.payment import Payment, PaymentStatus
 from domain.plans import PlanTable
 from tests.helpers import new_id
 from worker.adapters import tables as t

@@ -13,7 +13,7 @@ import pytest
 
 from domain import commands
 from domain.events import DomainEvent
-from domain.model import Payment
+from domain.payment import Payment
 from domain.plans import PlanTable
 from worker.adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from worker.service.bus import MessageBus

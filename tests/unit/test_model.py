@@ -7,15 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain import errors
+from domain.errors import IllegalTransition
 from domain.events import ChangeAccepted, ChangeRejected, QuotaChanged, RefundRequired
-from domain.model import (
-    ChangeState,
-    IllegalTransition,
-    Payment,
-    PaymentStatus,
-    QuotaChange,
-    ServiceMail,
-)
+from domain.mail import ServiceMail
+from domain.model import ChangeState, QuotaChange
+from domain.payment import Payment, PaymentStatus
 from domain.plans import PlanTable
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -17,7 +17,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from domain.events import DomainEvent, QuotaChanged
-from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
+from domain.mail import ServiceMail
+from domain.model import ChangeState, QuotaChange
+from domain.payment import Payment, PaymentStatus
 from events.outbound import OutboundEvent
 from worker.adapters import rows
 from worker.adapters.deliveries import StoredBody

@@ -11,7 +11,9 @@ from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
-from domain.model import Payment, QuotaChange, ServiceMail
+from domain.mail import ServiceMail
+from domain.model import QuotaChange
+from domain.payment import Payment
 from events.outbound import OutboundEvent
 from worker.adapters import rows
 from worker.adapters import statements as sql

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from domain.events import DomainEvent, QuotaChanged
-from domain.model import ChangeState, Payment, PaymentStatus, QuotaChange, ServiceMail
+from domain.mail import ServiceMail
+from domain.model import ChangeState, QuotaChange
+from domain.payment import Payment, PaymentStatus
 from events.outbound import OutboundEvent
 
 

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from domain.model import ChangeState, PaymentStatus
+from domain.model import ChangeState
+from domain.payment import PaymentStatus
 from worker.adapters import tables as t
 
 

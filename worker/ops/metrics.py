@@ -19,7 +19,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from domain.events import ChangeRejected, DomainEvent, QuotaChanged, RefundRequired
-from domain.model import Payment
+from domain.payment import Payment
 
 MESSAGES = Counter(
     "quota_messages_total", "Inbound messages handled, by task and outcome", ["task", "outcome"]

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 
 from domain import commands, errors
 from domain.events import ChangeRejected
-from domain.model import Payment, QuotaChange, ServiceMail
+from domain.mail import ServiceMail
+from domain.model import QuotaChange
+from domain.payment import Payment
 from domain.plans import PlanTable
 from worker.service.outcomes import DUPLICATE, Kind, Outcome
 from worker.service.uow import UnitOfWork

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from domain.model import ChangeState, Payment, QuotaChange
+from domain.model import ChangeState, QuotaChange
+from domain.payment import Payment
 
 
 class Kind(StrEnum):

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from domain.events import DomainEvent, QuotaChanged
-from domain.model import Payment, QuotaChange, ServiceMail
+from domain.mail import ServiceMail
+from domain.model import QuotaChange
+from domain.payment import Payment
 from events.outbound import OutboundEvent
 from worker.adapters.deliveries import StoredBody
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
-from domain.model import Payment, PaymentStatus
+from domain.payment import Payment, PaymentStatus
 from events.outbound import to_cloudevent
 from worker.adapters.db import Database
 from worker.adapters.pipeline import StatementQueue

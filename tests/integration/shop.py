@@ -90,6 +90,15 @@ class Shop:
             .order_by(t.limit_history.c.version)
         )
 
+    def address_count(self, mail_id: str) -> int:
+        return len(self._rows(select(t.addresses).where(t.addresses.c.service_mail_id == mail_id)))
+
+    def processed_at(self, message_ids: list[str]) -> dict[str, datetime]:
+        """When the bus committed each message, as its clock read inside the transaction."""
+        table = t.processed_messages
+        rows = self._rows(select(table).where(table.c.message_id.in_(message_ids)))
+        return {r.message_id: r.processed_at for r in rows}
+
     def events(self, **data: Any) -> list[dict[str, Any]]:
         """Outbox events whose data has all the given values, oldest first."""
         bodies = [r.body for r in self._rows(select(t.outbox.c.body).order_by(t.outbox.c.id))]

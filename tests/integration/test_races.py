@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain import commands
 from tests.integration.shop import Shop
-from worker.bootstrap import Container
+from worker.bootstrap import Container, build
+from worker.settings import Settings
 
 THREADS = 8
+ROUNDS = 20
 
 
 @pytest.fixture
@@ -44,17 +50,65 @@ def test_a_payment_racing_its_request_is_used_exactly_once(shop: Shop) -> None:
         assert shop.payment_row(payment.payment_id).status == "used"
 
 
-def test_a_decrease_racing_new_addresses_never_applies_a_limit_below_them(shop: Shop) -> None:
-    mail, account = shop.provision(limit=12)
-    shop.add_addresses(mail, 4)
-    decrease = shop.request(mail, account, expected=12, new=5, amount=0)
-    creations = [commands.RecordAddressCreated(mail, f"new{n}@example.ch") for n in range(4)]
-    with ThreadPoolExecutor(THREADS) as pool:
-        list(pool.map(shop.send, [*creations[:2], decrease, *creations[2:]]))
-    for version in shop.history(mail):
-        assert version.address_limit >= version.addresses_in_use
-    change = shop.change(decrease.order_id)
-    assert change.state == "applied" or change.reason == "addresses_in_use"
+class TickingClock:
+    """A clock that moves on every reading: each message's commit stamp is then unique."""
+
+    def __init__(self) -> None:
+        self._now = datetime.now(UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            self._now += timedelta(milliseconds=1)
+            return self._now
+
+
+@pytest.fixture
+def ticking_shop(settings: Settings) -> Iterator[Shop]:
+    container = build(settings, now=TickingClock())
+    yield Shop(container)
+    container.database.dispose()
+
+
+def test_a_decrease_racing_new_addresses_counts_exactly_the_addresses_committed_before_it(
+    ticking_shop: Shop,
+) -> None:
+    """The decrease counts exactly the addresses the bus stamped (`processed_at`, read inside
+    each locked transaction) before its own, so none committed ahead of it is missed."""
+    shop = ticking_shop
+    for _ in range(ROUNDS):
+        mail, account = shop.provision(limit=12)
+        ids = [f"{mail}-addr-{n}" for n in range(8)]
+        for n in range(4):
+            shop.send(commands.RecordAddressCreated(mail, f"old{n}@example.ch"), ids[n])
+        decrease = shop.request(mail, account, expected=12, new=5, amount=0)
+        sends: list[tuple[commands.Command, str]] = [
+            (commands.RecordAddressCreated(mail, f"new{n}@example.ch"), ids[4 + n])
+            for n in range(4)
+        ]
+        sends.insert(2, (decrease, f"{mail}-decrease"))  # two addresses ahead of it, two after
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(lambda sent: shop.send(*sent), sends))
+        stamps = shop.processed_at([*ids, f"{mail}-decrease"])
+        before = sum(stamps[i] < stamps[f"{mail}-decrease"] for i in ids)
+        assert (seen_by_decision(shop, decrease.order_id), shop.address_count(mail)) == (
+            before,
+            8,
+        ), stamps
+
+
+def seen_by_decision(shop: Shop, order_id: str) -> int:
+    """A as the decrease counted it: in its history row if applied, in its refusal if not."""
+    change = shop.change(order_id)
+    if change.state == "applied":
+        (version,) = [
+            h for h in shop.history(change.service_mail_id) if h.request_id == change.request_id
+        ]
+        return int(version.addresses_in_use)
+    assert change.reason == "addresses_in_use", change
+    counted = re.match(r"(\d+) addresses exist", change.detail)
+    assert counted, change.detail
+    return int(counted[1])
 
 
 def test_concurrent_payments_for_one_order_apply_once_and_refund_the_rest(shop: Shop) -> None:

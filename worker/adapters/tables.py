@@ -22,6 +22,8 @@ from sqlalchemy import (
     text,
 )
 
+from domain.model import ChangeState
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite drops the offset)."""
@@ -52,6 +54,8 @@ metadata = MetaData(
 )
 
 ID = String(64)
+# The partial indexes' predicate: the one state whose rows the hot path and sweep look up.
+_AWAITING = text(f"state = '{ChangeState.AWAITING_PAYMENT.value}'")
 
 service_mails = Table(
     "service_mails",
@@ -96,16 +100,16 @@ quota_changes = Table(
     Index(
         "ix_quota_changes_awaiting_expiry",
         "expires_at",
-        postgresql_where=text("state = 'awaiting_payment'"),
-        sqlite_where=text("state = 'awaiting_payment'"),
+        postgresql_where=_AWAITING,
+        sqlite_where=_AWAITING,
     ),
     # Backstop of the one-change-awaiting-payment rule, whatever the code does.
     Index(
         "uq_quota_changes_one_awaiting",
         "service_mail_id",
         unique=True,
-        postgresql_where=text("state = 'awaiting_payment'"),
-        sqlite_where=text("state = 'awaiting_payment'"),
+        postgresql_where=_AWAITING,
+        sqlite_where=_AWAITING,
     ),
 )
 

@@ -162,7 +162,7 @@ def _awaiting(key: str) -> dict[str, Any]:
     change = change_requests.find_change(build_container(), key)
     if change is None:
         raise click.ClickException(f"no change request {key!r}")
-    if change["state"] != "awaiting_payment":
+    if change["state"] != ChangeState.AWAITING_PAYMENT:
         raise click.ClickException(
             f"change {printable(change['request_id'])} is {printable(change['state'])}, "
             "not awaiting payment: nothing to end"

@@ -15,6 +15,15 @@ from typing import Any
 import redis
 from rich.table import Table
 
+from domain.events import (
+    ChangeAccepted,
+    ChangeCancelled,
+    ChangeExpired,
+    ChangeRejected,
+    QuotaChanged,
+    RefundRequired,
+)
+from events.outbound import EVENT_TYPES
 from worker.ops.demo_day import Day, Order, Wait, console
 from worker.settings import EMBEDDED_DB_FILE
 
@@ -42,9 +51,9 @@ class Stream:
 
 def _settle(orders: list[Order], events: list[dict[str, Any]]) -> None:
     final = {
-        "mail.quota.changed": "applied",
-        "mail.quota.change.expired": "expired",
-        "mail.quota.change.cancelled": "cancelled",
+        EVENT_TYPES[QuotaChanged]: "applied",
+        EVENT_TYPES[ChangeExpired]: "expired",
+        EVENT_TYPES[ChangeCancelled]: "cancelled",
     }
     for order in orders:
         order.refunds = []
@@ -54,10 +63,10 @@ def _settle(orders: list[Order], events: list[dict[str, Any]]) -> None:
                 continue
             if event["type"] in final:
                 order.outcome = final[event["type"]]
-            elif event["type"] == "mail.quota.change.rejected":
+            elif event["type"] == EVENT_TYPES[ChangeRejected]:
                 if data.get("request_id") == order.request_id:
                     order.outcome = f"rejected:{data['reason']}"
-            elif event["type"] == "mail.quota.refund.required":
+            elif event["type"] == EVENT_TYPES[RefundRequired]:
                 order.refunds.append(data["reason"])
 
 
@@ -77,7 +86,7 @@ def waiter(day: Day, stream: Stream, data_dir: Path) -> Wait:
 
     def wait(what: str) -> None:
         kind, _, order_id = what.partition(":")
-        types = {"accepted": "mail.quota.change.accepted", "applied": "mail.quota.changed"}
+        types = {"accepted": EVENT_TYPES[ChangeAccepted], "applied": EVENT_TYPES[QuotaChanged]}
 
         def seen() -> bool:
             if kind == "provisioned":

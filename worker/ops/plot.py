@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Row, delete, insert, select
 
+from domain.model import ChangeState
 from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
 from worker.ops.queries import Status
@@ -33,7 +34,7 @@ def record(container: Container, status: Status, now: datetime | None = None) ->
     now = now or utcnow()
     values = {f"queue:{q}": float(n) for q, n in status.queues.items() if n is not None}
     values["outbox_backlog"] = float(status.outbox_backlog)
-    values["awaiting_payment"] = float(status.changes.get("awaiting_payment", 0))
+    values["awaiting_payment"] = float(status.changes.get(ChangeState.AWAITING_PAYMENT, 0))
     with container.database.engine.begin() as conn:
         conn.execute(
             insert(t.samples), [{"at": now, "name": k, "value": v} for k, v in values.items()]

@@ -14,7 +14,10 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Connection, func, select
 
+from domain.events import RefundRequired
 from domain.model import ChangeState
+from domain.payment import PaymentStatus
+from events.outbound import EVENT_TYPES
 from worker.adapters import tables as t
 from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.bootstrap import Container, utcnow
@@ -109,11 +112,11 @@ def snapshot(
             ),
             dead_letters=_dead_letter_summary(conn),
             payments_held=conn.execute(
-                select(func.count()).where(t.payments.c.status == "pending")
+                select(func.count()).where(t.payments.c.status == PaymentStatus.PENDING.value)
             ).scalar_one(),
             refunds_unpublished=conn.execute(
                 select(func.count()).where(
-                    t.outbox.c.sent_at.is_(None), t.outbox.c.type == "mail.quota.refund.required"
+                    t.outbox.c.sent_at.is_(None), t.outbox.c.type == EVENT_TYPES[RefundRequired]
                 )
             ).scalar_one(),
         )

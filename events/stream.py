@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -16,16 +17,35 @@ def redis_client(url: str) -> redis.Redis:
 
 
 class StreamPublisher:
-    def __init__(self, client: redis.Redis, stream: str) -> None:
+    """Adds entries to the stream; with a retention, each batch's last XADD also trims
+    what is older (`MINID ~`: approximately, whole stream nodes at a time, so entries a
+    little older than the retention may remain; consumer groups are not waited for)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        retention_seconds: float | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client = client
         self.stream = stream
+        self.retention_seconds = retention_seconds
+        self.clock = clock
 
     def publish(self, entries: Sequence[dict[Any, Any]]) -> list[bytes]:
         """XADD every entry in one round trip, in order."""
         pipe = self.client.pipeline(transaction=False)
-        for fields in entries:
-            pipe.xadd(self.stream, dict(fields))
+        for n, fields in enumerate(entries, 1):
+            trim = n == len(entries) and self.retention_seconds is not None
+            pipe.xadd(self.stream, dict(fields), minid=self.oldest_kept() if trim else None,
+                      approximate=True)  # fmt: skip
         return list(pipe.execute())
+
+    def oldest_kept(self) -> str:
+        """The first stream id within the retention (ids begin with milliseconds)."""
+        assert self.retention_seconds is not None
+        return f"{int((self.clock() - self.retention_seconds) * 1000)}-0"
 
 
 def wake_channel(stream: str) -> str:

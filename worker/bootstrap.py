@@ -32,7 +32,9 @@ class Container:
     bus: MessageBus
 
     def relay(self) -> Relay:
-        return Relay(self.database, StreamPublisher(self.redis, self.settings.events_stream))
+        retention = self.settings.stream_retention_seconds
+        publisher = StreamPublisher(self.redis, self.settings.events_stream, retention)
+        return Relay(self.database, publisher)
 
 
 def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow) -> Container:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.plans import DEFAULT_PLANS, InvalidPlanTable, PlanTable
@@ -46,6 +46,28 @@ class Settings(BaseSettings):
     plans: str = Field(
         default="", description="the plan table as JSON; the contract's table if empty"
     )
+    # Keeping it running for years (CONTRACT.md): nothing grows without bound.
+    stream_retention_seconds: float = Field(
+        default=7 * 86400, gt=0, description="age after which stream entries are trimmed"
+    )
+    outbox_retention_seconds: float = Field(
+        default=30 * 86400,
+        gt=0,
+        description="how long published events stay in the database for `events republish`",
+    )
+    dedup_retention_seconds: float = Field(
+        default=30 * 86400, gt=0, description="how long processed-message ids are kept"
+    )
+
+    @model_validator(mode="after")
+    def _outbox_outlives_the_stream(self) -> Settings:
+        if self.outbox_retention_seconds < self.stream_retention_seconds:
+            raise ValueError(
+                f"QUOTA_OUTBOX_RETENTION_SECONDS ({self.outbox_retention_seconds:g}) is shorter "
+                f"than QUOTA_STREAM_RETENTION_SECONDS ({self.stream_retention_seconds:g}): an "
+                "event still in the stream could not be published again; raise the first"
+            )
+        return self
 
     @field_validator("plans")
     @classmethod

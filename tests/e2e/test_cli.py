@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,3 +102,58 @@ def test_a_running_worker_never_logs_the_database_password(services: Services) -
     assert stop_worker(worker) == 0
     log = worker.log_path.read_text()
     assert '"event": "stopped"' in log and secret not in log
+
+
+def test_run_refuses_to_start_when_quota_plans_lacks_a_stored_plan(services: Services) -> None:
+    """Named with how many Service Mails are on it, before any message is taken."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, delete, insert
+
+    from tests.helpers import new_id
+    from worker.adapters import tables as t
+
+    mail, plan = new_id("sm"), new_id("gold")
+    engine = create_engine(services.database_url)
+    row = {"id": mail, "account_id": "acc", "plan": plan, "address_limit": 10, "version": 0}
+    with engine.begin() as conn:
+        conn.execute(
+            insert(t.service_mails), {**row, "ksuite_id": None, "updated_at": datetime.now(UTC)}
+        )
+    try:
+        result = quota_worker("run", env=services.worker_env())
+    finally:
+        with engine.begin() as conn:
+            conn.execute(delete(t.service_mails).where(t.service_mails.c.id == mail))
+        engine.dispose()
+    assert result.returncode == 1
+    assert (
+        f"QUOTA_PLANS lacks plans that stored Service Mails are on: '{plan}' (1 Service Mails)"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("down", "setting", "url"),
+    [
+        ("the broker", "QUOTA_BROKER_URL", "redis://127.0.0.1:1/0"),
+        ("Redis (the event stream)", "QUOTA_REDIS_URL", "redis://127.0.0.1:1/0"),
+        ("the database", "QUOTA_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none"),
+    ],
+)
+def test_status_answers_unhealthy_with_the_reason_when_a_dependency_is_down(
+    services: Services, down: str, setting: str, url: str
+) -> None:
+    """The moment an operator needs it most: no traceback, the reason, a non-zero exit;
+    the figures of what can be reached are still shown."""
+    env = services.worker_env(**{setting: url})
+    for args in (["status", "--no-worker-ok"], ["status", "--no-worker-ok", "--json"]):
+        result = quota_worker(*args, env=env)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+        assert f"cannot reach {down}:" in result.stdout
+    problems = json.loads(result.stdout)["problems"]
+    assert [p for p in problems if p.startswith("cannot reach")] == [
+        next(p for p in problems if p.startswith(f"cannot reach {down}:"))
+    ]  # only what is down

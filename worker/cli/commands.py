@@ -8,10 +8,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from worker.cli.base import check_dependencies, layout_options, load_settings, main, safe_url
+from worker.ops.safe_text import printable
+
+if TYPE_CHECKING:
+    from worker.bootstrap import Container
 
 
 @main.group()
@@ -37,9 +42,24 @@ def _run(processes: int, concurrency: int, pool: str) -> int:
 
     settings = load_settings()
     check_dependencies(settings)
+    container = build(settings)
+    _check_plans(container)
     level = os.environ.get("QUOTA_LOG_LEVEL", "INFO").upper()
-    runner = Runner(build(settings), Layout(processes, concurrency, pool, level))
+    runner = Runner(container, Layout(processes, concurrency, pool, level))
     return runner.run_until_signal()
+
+
+def _check_plans(container: Container) -> None:
+    from worker.ops.preflight import missing_plans
+
+    missing = missing_plans(container.database, container.settings.plan_table)
+    if missing:
+        named = ", ".join(f"{printable(p)!r} ({n} Service Mails)" for p, n in missing.items())
+        raise click.ClickException(
+            f"QUOTA_PLANS lacks plans that stored Service Mails are on: {named}. Their "
+            "messages could not be decided; add the plans to QUOTA_PLANS (the README's "
+            "settings show its form) and start again."
+        )
 
 
 @main.command()

@@ -40,9 +40,11 @@ def status(
     no_worker_ok: bool,
     plot: Path | None,
 ) -> None:
-    """Queues, workers, changes by state, oldest waits, event backlog, dead letters.
+    """Queues, workers, changes by state, oldest waits, event backlog, consumer groups
+    and their lag, Service Mails over their limit, dead letters.
 
-    Exits 0 when healthy, 1 with the reasons when a threshold is crossed.
+    Exits 0 when healthy, 1 with the reasons when a threshold is crossed or Redis, the
+    broker or the database cannot be reached (it still answers, with the reason).
     """
     container, app = build_container(), build_app()
     if plot is not None:
@@ -64,7 +66,8 @@ def status(
 
 
 def _print_status(snap: queries.Status) -> None:
-    for table in (_queues_table, _workers_table, _changes_table, _events_table, _letters_table):
+    tables = (_queues_table, _workers_table, _changes_table, _events_table, _groups_table)
+    for table in (*tables, _letters_table):
         console.print(table(snap))
     if snap.healthy:
         console.print("[green]healthy[/green]")
@@ -101,7 +104,7 @@ def _changes_table(snap: queries.Status) -> Table:
     for state, count in snap.changes.items():
         changes.add_row(cell(state), str(count))
     changes.add_row("oldest awaiting payment", _age(snap.oldest_awaiting_seconds))
-    changes.add_row("payments held (no order yet)", str(snap.payments_held))
+    changes.add_row("payments held (no order yet)", _count(snap.payments_held))
     return changes
 
 
@@ -109,10 +112,31 @@ def _events_table(snap: queries.Status) -> Table:
     events = Table(title="event stream", title_justify="left")
     events.add_column("")
     events.add_column("", justify="right")
-    events.add_row("events not yet published", str(snap.outbox_backlog))
+    events.add_row("events not yet published", _count(snap.outbox_backlog))
     events.add_row("oldest unpublished event", _age(snap.oldest_unsent_seconds))
-    events.add_row("refund events not yet published", str(snap.refunds_unpublished))
+    events.add_row("refund events not yet published", _count(snap.refunds_unpublished))
+    events.add_row("Service Mails over their limit (A > B)", _count(snap.over_limit))
+    events.add_row("entries in the stream", _count(snap.stream_length))
+    events.add_row("memory used by its Redis (bytes)", _count(snap.redis_used_memory_bytes))
     return events
+
+
+def _groups_table(snap: queries.Status) -> Table:
+    groups = Table(title="consumer groups of the event stream", title_justify="left")
+    for column in ("group", "consumers", "pending", "lag", "oldest unread"):
+        groups.add_column(column, justify="left" if column == "group" else "right")
+    for g in snap.consumer_groups:
+        groups.add_row(
+            cell(g["name"]), str(g["consumers"]), str(g["pending"]), _count(g["lag"]),
+            _age(g["oldest_unread_seconds"]),
+        )  # fmt: skip
+    if not snap.consumer_groups:
+        groups.add_row("(none)", "", "", "", "")
+    return groups
+
+
+def _count(value: int | None) -> str:
+    return "—" if value is None else str(value)
 
 
 def _letters_table(snap: queries.Status) -> Table:

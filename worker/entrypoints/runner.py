@@ -23,6 +23,7 @@ from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.adapters.relay import Relay, Waker
 from worker.bootstrap import Container
 from worker.entrypoints.app import create_app
+from worker.entrypoints.lifeline import SUPERVISOR_PID_ENV
 from worker.ops import metrics, plot
 from worker.ops.queries import Thresholds, snapshot
 
@@ -93,7 +94,10 @@ class Runner:
 
     def _spawn(self, index: int) -> None:
         self.children[index] = subprocess.Popen(
-            self.worker_command(index), start_new_session=True, env=os.environ.copy()
+            self.worker_command(index),
+            start_new_session=True,
+            # Each worker dies with this supervisor, however it dies (lifeline.py).
+            env={**os.environ, SUPERVISOR_PID_ENV: str(os.getpid())},
         )
         log.info("worker_process_started", index=index, pid=self.children[index].pid)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, or_, select
+from sqlalchemy import Connection, Row, Table, or_, select
 
 from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
@@ -41,12 +41,14 @@ def request_trail(container: Container, key: str) -> dict[str, Any] | None:
     with container.database.engine.connect() as conn:
         row = _change_row(conn, key)
         order_id = row.order_id if row else key
-        messages = _messages(conn, order_id)
+        messages = _rows_of(conn, t.processed_messages, "order_id", order_id, "processed_at")
         if row is None and not messages:
             return None
-        transitions = _transitions(conn, row.request_id) if row else []
-        payments = _payments(conn, order_id)
-        events = _events(conn, order_id)
+        transitions = (
+            _rows_of(conn, t.transitions, "request_id", row.request_id, "id") if row else []
+        )
+        payments = _rows_of(conn, t.payments, "order_id", order_id, "received_at")
+        events = _rows_of(conn, t.outbox, "order_id", order_id, "id")
     return {
         "change": dict(row._mapping) if row else None,
         "messages": [dict(m._mapping) for m in messages],
@@ -63,34 +65,11 @@ def _change_row(conn: Connection, key: str) -> Row[Any] | None:
     ).first()
 
 
-def _messages(conn: Connection, order_id: str) -> Sequence[Row[Any]]:
-    return conn.execute(
-        select(t.processed_messages)
-        .where(t.processed_messages.c.order_id == order_id)
-        .order_by(t.processed_messages.c.processed_at)
-    ).all()
-
-
-def _transitions(conn: Connection, request_id: str) -> Sequence[Row[Any]]:
-    return conn.execute(
-        select(t.transitions)
-        .where(t.transitions.c.request_id == request_id)
-        .order_by(t.transitions.c.id)
-    ).all()
-
-
-def _payments(conn: Connection, order_id: str) -> Sequence[Row[Any]]:
-    return conn.execute(
-        select(t.payments)
-        .where(t.payments.c.order_id == order_id)
-        .order_by(t.payments.c.received_at)
-    ).all()
-
-
-def _events(conn: Connection, order_id: str) -> Sequence[Row[Any]]:
-    return conn.execute(
-        select(t.outbox).where(t.outbox.c.order_id == order_id).order_by(t.outbox.c.id)
-    ).all()
+def _rows_of(
+    conn: Connection, table: Table, key: str, value: str, order: str
+) -> Sequence[Row[Any]]:
+    """The rows of `table` whose column `key` is `value`, in the order of column `order`."""
+    return conn.execute(select(table).where(table.c[key] == value).order_by(table.c[order])).all()
 
 
 def _event(row: Row[Any]) -> dict[str, Any]:

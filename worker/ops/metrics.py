@@ -97,6 +97,38 @@ class BacklogCollector(Collector):
         yield GaugeMetricFamily(
             "quota_payments_held", "Payments waiting for their order", value=status.payments_held
         )
+        yield GaugeMetricFamily(
+            "quota_over_limit", "Service Mails with more addresses than their limit",
+            value=status.over_limit,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "quota_stream_length", "Entries in the event stream", value=status.stream_length
+        )
+        yield GaugeMetricFamily(
+            "quota_redis_used_memory_bytes", "Memory used by the stream's Redis",
+            value=status.redis_used_memory_bytes,
+        )  # fmt: skip
+        yield from _group_gauges(status.consumer_groups)
+        yield GaugeMetricFamily(
+            "quota_healthy", "1 when status finds no problem", value=float(status.healthy)
+        )
+
+
+def _group_gauges(groups: list[dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
+    lag = GaugeMetricFamily(
+        "quota_stream_group_lag", "Entries a consumer group has not yet acknowledged",
+        labels=["group"],
+    )  # fmt: skip
+    age = GaugeMetricFamily(
+        "quota_stream_group_oldest_unread_seconds",
+        "Age of the oldest entry a consumer group has not acknowledged", labels=["group"],
+    )  # fmt: skip
+    for g in groups:
+        if g["lag"] is not None:
+            lag.add_metric([g["name"]], g["lag"])
+        age.add_metric([g["name"]], g["oldest_unread_seconds"] or 0.0)
+    yield lag
+    yield age
 
 
 class MetricsNotShared(RuntimeError):

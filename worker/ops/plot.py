@@ -33,7 +33,8 @@ KEEP = timedelta(hours=24)
 def record(container: Container, status: Status, now: datetime | None = None) -> None:
     now = now or utcnow()
     values = {f"queue:{q}": float(n) for q, n in status.queues.items() if n is not None}
-    values["outbox_backlog"] = float(status.outbox_backlog)
+    if status.outbox_backlog is not None:
+        values["outbox_backlog"] = float(status.outbox_backlog)
     values["awaiting_payment"] = float(status.changes.get(ChangeState.AWAITING_PAYMENT, 0))
     with container.database.engine.begin() as conn:
         conn.execute(

@@ -7,9 +7,10 @@ dead letters themselves `dead_letters`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery
 from sqlalchemy import Connection, func, select
@@ -21,6 +22,10 @@ from events.outbound import EVENT_TYPES
 from worker.adapters import tables as t
 from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.bootstrap import Container, utcnow
+from worker.ops.safe_text import printable
+from worker.ops.stream_status import stale_groups, stream_facts
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,16 @@ class Status:
     workers: dict[str, int]
     changes: dict[str, int]
     oldest_awaiting_seconds: float | None
-    outbox_backlog: int
+    # None where the database could not be reached (its problem says so)
+    outbox_backlog: int | None
     oldest_unsent_seconds: float | None
     dead_letters: list[dict[str, Any]]
-    payments_held: int
-    refunds_unpublished: int
+    payments_held: int | None
+    refunds_unpublished: int | None
+    over_limit: int | None = None  # Service Mails with more addresses than their limit
+    consumer_groups: list[dict[str, Any]] = field(default_factory=list)
+    stream_length: int | None = None
+    redis_used_memory_bytes: int | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -92,13 +102,49 @@ def _age(now: datetime, since: datetime | None) -> float | None:
 def snapshot(
     container: Container, app: Celery, thresholds: Thresholds, *, ask_workers: bool = True
 ) -> Status:
-    now = utcnow()
-    depths, unacked = queue_depths(app)
+    """The service's state; a dependency that cannot be reached leaves its figures empty
+    and is named among the problems, so status always answers."""
+    now, down = utcnow(), list[str]()
+    nowhere: dict[str, int | None] = dict.fromkeys(CONSUMED_QUEUES)
+    unknown: tuple[dict[str, int | None], int | None] = (nowhere, None)
+    depths, unacked = _reached(down, "the broker", lambda: queue_depths(app), unknown)
+    nodes: dict[str, int] = {}
+    if ask_workers:
+        nodes = _reached(down, "the broker", lambda: workers(app), nodes)
+    stream = container.settings.events_stream
+    facts = _reached(
+        down, "Redis (the event stream)",
+        lambda: stream_facts(container.redis, stream, now.timestamp()), None,
+    )  # fmt: skip
+    groups = facts.groups if facts else []
+    status = _reached(down, "the database", lambda: _from_database(container, now), None)
+    if status is None:
+        status = Status(depths, unacked, nodes, {}, None, None, None, [], None, None)
+    status.queues, status.unacked, status.workers = depths, unacked, nodes
+    status.consumer_groups = [g.as_dict() for g in groups]
+    if facts is not None:
+        status.stream_length = facts.length
+        status.redis_used_memory_bytes = facts.redis_used_memory_bytes
+    status.problems = down + problems(status, thresholds)
+    status.problems += stale_groups(groups, container.settings.stream_retention_seconds)
+    return status
+
+
+def _reached(down: list[str], what: str, read: Callable[[], T], otherwise: T) -> T:
+    try:
+        return read()
+    except Exception as exc:  # any failure to reach it: named, never a traceback
+        if not any(d.startswith(f"cannot reach {what}") for d in down):
+            down.append(f"cannot reach {what}: {type(exc).__name__}: {printable(str(exc))[:300]}")
+        return otherwise
+
+
+def _from_database(container: Container, now: datetime) -> Status:
     with container.database.engine.connect() as conn:
-        status = Status(
-            queues=depths,
-            unacked=unacked,
-            workers=workers(app) if ask_workers else {},
+        return Status(
+            queues={},
+            unacked=None,
+            workers={},
             changes=_changes_by_state(conn),
             oldest_awaiting_seconds=_age(now, _oldest_awaiting(conn)),
             outbox_backlog=conn.execute(
@@ -119,9 +165,18 @@ def snapshot(
                     t.outbox.c.sent_at.is_(None), t.outbox.c.type == EVENT_TYPES[RefundRequired]
                 )
             ).scalar_one(),
+            over_limit=conn.execute(_OVER_LIMIT).scalar_one(),
         )
-    status.problems = problems(status, thresholds)
-    return status
+
+
+# Service Mails whose A exceeds their B: the mail platform let more addresses be created.
+_IN_USE = (
+    select(func.count())
+    .where(t.addresses.c.service_mail_id == t.service_mails.c.id)
+    .correlate(t.service_mails)
+    .scalar_subquery()
+)
+_OVER_LIMIT = select(func.count()).where(t.service_mails.c.address_limit < _IN_USE)
 
 
 def problems(status: Status, limits: Thresholds) -> list[str]:
@@ -142,6 +197,11 @@ def problems(status: Status, limits: Thresholds) -> list[str]:
         )
     if limits.require_worker and not status.workers:
         found.append("no worker answered: is `quota-worker run` up?")
+    if status.over_limit:
+        found.append(
+            f"{status.over_limit} Service Mails hold more addresses than their limit "
+            "(the mail platform let them be created): see the README, operations"
+        )
     return found
 
 

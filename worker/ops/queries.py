@@ -169,14 +169,16 @@ def _from_database(container: Container, now: datetime) -> Status:
         )
 
 
-# Service Mails whose A exceeds their B: the mail platform let more addresses be created.
-_IN_USE = (
-    select(func.count())
-    .where(t.addresses.c.service_mail_id == t.service_mails.c.id)
-    .correlate(t.service_mails)
-    .scalar_subquery()
+# Service Mails whose A exceeds their B (the mail platform let more addresses be
+# created): read from the addresses, so a Service Mail without any costs nothing.
+_OVER = (
+    select(t.addresses.c.service_mail_id)
+    .join(t.service_mails, t.service_mails.c.id == t.addresses.c.service_mail_id)
+    .group_by(t.addresses.c.service_mail_id, t.service_mails.c.address_limit)
+    .having(func.count() > t.service_mails.c.address_limit)
+    .subquery()
 )
-_OVER_LIMIT = select(func.count()).where(t.service_mails.c.address_limit < _IN_USE)
+_OVER_LIMIT = select(func.count()).select_from(_OVER)
 
 
 def problems(status: Status, limits: Thresholds) -> list[str]:

@@ -12,6 +12,7 @@ from domain.events import DomainEvent
 from domain.payment import Payment
 from events.stream import StreamPublisher, redis_client
 from worker.adapters.db import Database
+from worker.adapters.prune import Retention
 from worker.adapters.relay import Relay, Waker
 from worker.ops.metrics import count_committed
 from worker.service.bus import MessageBus
@@ -30,6 +31,13 @@ class Container:
     database: Database
     redis: redis.Redis
     bus: MessageBus
+
+    def retention(self) -> Retention:
+        s = self.settings
+        return Retention(
+            outbox=timedelta(seconds=s.outbox_retention_seconds),
+            dedup=timedelta(seconds=s.dedup_retention_seconds),
+        )
 
     def relay(self) -> Relay:
         retention = self.settings.stream_retention_seconds

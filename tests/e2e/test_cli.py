@@ -29,7 +29,10 @@ def quota_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     )
 
 
-@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["run"], ["dev"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["db", "upgrade"], ["run"], ["dev"], ["demo"], ["prune"], ["events", "republish"]],
+)
 def test_every_command_explains_itself_with_help(command: list[str]) -> None:
     result = quota_worker(*command, "--help")
     assert result.returncode == 0
@@ -157,3 +160,26 @@ def test_status_answers_unhealthy_with_the_reason_when_a_dependency_is_down(
     assert [p for p in problems if p.startswith("cannot reach")] == [
         next(p for p in problems if p.startswith(f"cannot reach {down}:"))
     ]  # only what is down
+
+
+def test_prune_and_republish_say_what_they_did_or_would_do(services: Services) -> None:
+    env = services.worker_env()
+    counted = quota_worker("prune", "--dry-run", env=env)
+    assert counted.returncode == 0, counted.stderr
+    assert "would remove 0 published events" in counted.stdout  # all within the retention
+    assert "processed message ids" in counted.stdout and "discarded dead letters" in counted.stdout
+    pruned = quota_worker("prune", env=env)
+    assert pruned.returncode == 0 and "removed 0 published events" in pruned.stdout
+    stream = f"backfill-{os.getpid()}"
+    would = quota_worker("events", "republish", "--since", "1h", "--stream", stream, "--dry-run",
+                         env=env)  # fmt: skip
+    assert would.returncode == 0 and f"events into {stream}" in would.stdout
+
+
+def test_republish_refuses_a_window_older_than_the_outbox_keeps(services: Services) -> None:
+    result = quota_worker("events", "republish", "--since", "31d", env=services.worker_env())
+    assert result.returncode == 1
+    assert "reaches past what the outbox still holds" in result.stderr
+    assert "Traceback" not in result.stderr
+    bad = quota_worker("events", "republish", "--since", "yesterday", env=services.worker_env())
+    assert bad.returncode == 2 and "neither an ISO 8601 time nor a time ago" in bad.stderr

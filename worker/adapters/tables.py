@@ -180,7 +180,8 @@ outbox = Table(
     Column("subject", String(80), nullable=False),
     Column("body", Text, nullable=False),
     Column("order_id", ID, nullable=True, index=True),
-    Column("created_at", UTCDateTime, nullable=False),
+    # Pruned by age, and read by age for `events republish`.
+    Column("created_at", UTCDateTime, nullable=False, index=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Index(
         "ix_outbox_unsent",
@@ -198,7 +199,7 @@ processed_messages = Table(
     Column("outcome", String(40), nullable=False),
     # The order the message concerned: a change's audit trail lists its messages.
     Column("order_id", ID, nullable=True, index=True),
-    Column("processed_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime, nullable=False, index=True),  # pruned by age
 )
 
 # What `quota-worker run` saw every SAMPLE_SECONDS: the history behind `status --plot`.

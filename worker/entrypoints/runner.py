@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import structlog
 
 from worker.adapters.deliveries import CONSUMED_QUEUES
+from worker.adapters.prune import prune
 from worker.adapters.relay import Relay, Waker
-from worker.bootstrap import Container
+from worker.bootstrap import Container, utcnow
 from worker.entrypoints.app import create_app
 from worker.entrypoints.lifeline import SUPERVISOR_PID_ENV
 from worker.ops import metrics, plot
@@ -30,6 +31,8 @@ from worker.ops.queries import Thresholds, snapshot
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 60  # above the task time limit plus the soft shutdown
+PRUNE_EVERY_SECONDS = 300.0
+PRUNE_BATCHES_PER_PASS = 20  # of 500 rows each, per kind
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,25 @@ class Runner:
 
     def _sweep_loop(self) -> None:
         interval = self.container.settings.sweep_interval_seconds
+        pruned_at = 0.0
         while not self.stop_event.is_set():
             try:
                 self.container.bus.sweep()
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                    pruned_at = time.monotonic()
+                    self._prune()
             except Exception:  # an outage must not end the sweep; it runs again next interval
                 log.exception("sweep_failed")
             self.stop_event.wait(interval)
+
+    def _prune(self) -> None:
+        """A bounded pass: what is left waits for the next one (worker/adapters/prune.py)."""
+        removed = prune(
+            self.container.database, self.container.retention(), utcnow(),
+            max_batches=PRUNE_BATCHES_PER_PASS,
+        )  # fmt: skip
+        if any(removed.values()):
+            log.info("pruned", **removed)
 
     def _sample_loop(self) -> None:
         """Record queue depths and backlog for `quota-worker status --plot`."""

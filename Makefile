@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 
-.PHONY: help venv demo dev run test test-unit test-services reliability contract contract-html bench bench-quick lint format clean
+.PHONY: help venv demo dev run test test-unit test-services reliability contract contract-html bench bench-quick soak soak-quick lint format clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ bench: $(STAMP)  ## the benchmark against bare Celery (embedded; BENCH_ARGS="--d
 
 bench-quick: $(STAMP)  ## the benchmark's quick form (~30 s): proves it works, figures not meaningful
 	$(BIN)/quota-worker bench --quick --out $(VENV)/bench-quick.json $(BENCH_ARGS)
+
+soak: $(STAMP)  ## the soak (30 min): bounded state through the real worker; SOAK_ARGS="--database-url ..."
+	$(BIN)/quota-worker bench --soak --out bench/results/soak-$(shell date +%Y%m%d-%H%M).json $(SOAK_ARGS)
+
+soak-quick: $(STAMP)  ## the soak's quick form (3 min), as CI runs it
+	$(BIN)/quota-worker bench --soak --quick --out $(VENV)/soak-quick.json $(SOAK_ARGS)
 
 contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI) from the models, then validate it
 	rm -rf contract/schemas

@@ -100,7 +100,7 @@ def database(url: str | None, work: Path, tag: str) -> Iterator[str]:
         yield fresh
 
 
-def seed_mails(url: str, tag: str, count: int, first: int = 0) -> None:
+def seed_mails(url: str, tag: str, count: int, first: int = 0, analyze: bool = True) -> None:
     """Service Mails straight into the table: set-up, not part of what is measured."""
     from worker.adapters.tables import service_mails
 
@@ -116,8 +116,9 @@ def seed_mails(url: str, tag: str, count: int, first: int = 0) -> None:
             conn.execute(insert(service_mails), rows[start : start + 5000])
     # Statistics as a production table has them: without, the planner takes a
     # freshly filled table for empty until autovacuum's next visit.
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("ANALYZE"))
+    if analyze:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
     engine.dispose()
 
 
@@ -384,9 +385,11 @@ class Bench:
                 child.wait(timeout=60)
 
     @contextmanager
-    def quota_worker(self) -> Iterator[tuple[psutil.Process, list[str]]]:
+    def quota_worker(
+        self, settings: dict[str, str] | None = None
+    ) -> Iterator[tuple[psutil.Process, list[str]]]:
         layout = self.options
-        env = worker_env(self.target, self.data_dir)
+        env = {**worker_env(self.target, self.data_dir), **(settings or {})}
         log_path = self.data_dir / "quota-worker.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run", "--processes", str(layout.processes),

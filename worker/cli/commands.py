@@ -166,6 +166,15 @@ def contract_asyncapi(fmt: str, out: Path | None) -> None:
     "--quick", is_flag=True, help="A short run (~1 minute) that proves the benchmark works."
 )
 @click.option(
+    "--soak",
+    is_flag=True,
+    help="Instead: the workload through the real worker for --minutes, with short "
+    "retentions, sampling what must stay bounded (quick: 3 minutes).",
+)
+@click.option(
+    "--minutes", type=float, default=None, help="Length of a --soak run [default: 30; quick: 3]."
+)
+@click.option(
     "--mails",
     type=click.IntRange(1),
     default=None,
@@ -200,6 +209,8 @@ def contract_asyncapi(fmt: str, out: Path | None) -> None:
 @layout_options
 def bench(
     quick: bool,
+    soak: bool,
+    minutes: float | None,
     mails: int | None,
     orders: int | None,
     latency_seconds: float | None,
@@ -230,6 +241,17 @@ def bench(
         refusals=2000 if quick else 20_000,
     )
     try:
+        if soak:
+            from bench.soak import soak as run_soak
+            from bench.soak import soak_options
+
+            result = run_soak(
+                options, soak_options(minutes, quick), database_url, broker_url, redis_url, out,
+                click.echo,
+            )  # fmt: skip
+            if not result["verdict"]["flat"]:
+                raise click.ClickException("the soak did not stay flat: see the table above")
+            return
         run(options, database_url, broker_url, redis_url, out, click.echo)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -31,7 +31,7 @@ from worker.ops.queries import Thresholds, snapshot
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 60  # above the task time limit plus the soft shutdown
-PRUNE_EVERY_SECONDS = 300.0
+PRUNE_EVERY_SECONDS = 300.0  # or a quarter of the shortest retention, if that is sooner
 PRUNE_BATCHES_PER_PASS = 20  # of 500 rows each, per kind
 
 
@@ -119,12 +119,17 @@ class Runner:
         while not self.stop_event.is_set():
             try:
                 self.container.bus.sweep()
-                if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                if time.monotonic() - pruned_at >= self._prune_every():
                     pruned_at = time.monotonic()
                     self._prune()
             except Exception:  # an outage must not end the sweep; it runs again next interval
                 log.exception("sweep_failed")
             self.stop_event.wait(interval)
+
+    def _prune_every(self) -> float:
+        retention = self.container.retention()
+        shortest = min(retention.outbox, retention.dedup).total_seconds()
+        return min(PRUNE_EVERY_SECONDS, shortest / 4)
 
     def _prune(self) -> None:
         """A bounded pass: what is left waits for the next one (worker/adapters/prune.py)."""

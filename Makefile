@@ -50,10 +50,11 @@ bench: $(STAMP)  ## the benchmark against bare Celery (embedded; BENCH_ARGS="--d
 bench-quick: $(STAMP)  ## the benchmark's quick form (~30 s): proves it works, figures not meaningful
 	$(BIN)/quota-worker bench --quick --out $(VENV)/bench-quick.json $(BENCH_ARGS)
 
-contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI) from the models, then validate it
+contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI, OpenAPI) from the models, then validate it
 	rm -rf contract/schemas
 	$(BIN)/quota-worker contract schemas --out contract/schemas
 	$(BIN)/quota-worker contract asyncapi --out contract/asyncapi.yaml
+	$(BIN)/quota-worker contract openapi --out contract/openapi.json
 	@if command -v node >/dev/null; then \
 	  test -d tools/asyncapi/node_modules || npm ci --prefix tools/asyncapi --no-audit --no-fund; \
 	  node tools/asyncapi/validate.mjs contract/asyncapi.yaml; \

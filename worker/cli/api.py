@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 import structlog
 
@@ -30,6 +32,10 @@ def api() -> None:
     else:
         log.warning("api_no_tokens", refused="every /v1 call", fix=HOW_TO_SET)
     log.info("api_listening", host=settings.api_host, port=settings.api_port)
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found: this one notes it, so a clean stop exits 0 (as `run` does).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: None)
     try:
         uvicorn.run(
             create_app(container),

@@ -13,7 +13,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from worker.api import errors, routes
-from worker.api.probes import Readiness
+from worker.api.probes import ReadinessChecks
 from worker.bootstrap import Container, utcnow
 
 log = structlog.get_logger("worker.api")
@@ -51,7 +51,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 def create_app(container: Container, now: Callable[[], datetime] = utcnow) -> FastAPI:
-    readiness = Readiness(container)
+    readiness = ReadinessChecks(container)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

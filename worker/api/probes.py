@@ -52,7 +52,7 @@ CHECKS: dict[str, Callable[[Container], str]] = {
 }
 
 
-class Readiness:
+class ReadinessChecks:
     """Runs the checks side by side, each bounded: a dependency that hangs is reported as
     not answering, never a probe that hangs."""
 

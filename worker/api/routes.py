@@ -51,7 +51,7 @@ def readyz(request: Request) -> Readiness | JSONResponse:
     checks = request.app.state.readiness.check()
     failing = {name: why for name, why in checks.items() if why != "ok"}
     if failing:
-        detail = "; ".join(f"{name}: {why}" for name, why in failing.items())
+        detail = "; ".join(f"{name}: {why.rstrip('.')}" for name, why in failing.items())
         body = NotReady(error="not_ready", detail=f"Not ready: {detail}.", checks=checks)
         return JSONResponse(body.model_dump(), status_code=503)
     return Readiness(ready=True, checks=checks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import click
@@ -24,6 +25,8 @@ def api() -> None:
     from worker.api.app import create_app
     from worker.api.tokens import HOW_TO_SET
 
+    # Each /readyz reads the schema's revision: Alembic would log its dialect every time.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
     container = build_container()
     settings = container.settings
     tokens = settings.api_token_set

@@ -32,7 +32,7 @@ def quote(
         expected_address_limit=mail.address_limit,
         new_address_limit=new_limit,
         amount_due=_NOTHING_DUE,
-        currency="XXX",
+        currency="XXX",  # ISO 4217's "no currency": nothing is paid
         requested_at=now,
     )
     (event,) = change.receive(
@@ -42,12 +42,17 @@ def quote(
         now=now,
         payment_timeout=timedelta(0),
     )
+    # The plan whose bounds were checked: the one the Service Mail would be on after.
     plan = plans.target_for(read.mail.plan, new_limit).name
-    reason, detail = None, ""
-    if isinstance(event, ChangeRejected):
-        reason, detail = event.reason, event.detail
-    elif isinstance(event, QuotaChanged):
-        plan, detail = event.plan, _accepted(read.mail.plan, read.mail.address_limit, event)
+    reason: str | None
+    match event:
+        case ChangeRejected():
+            reason, detail = event.reason, event.detail
+        case QuotaChanged():
+            reason, plan = None, event.plan
+            detail = _accepted(read.mail.plan, read.mail.address_limit, event)
+        case _:  # with nothing due a valid change is applied at once, never awaits payment
+            raise AssertionError(f"a quote met {type(event).__name__}")
     return Quote(
         allowed=reason is None,
         reason=reason,

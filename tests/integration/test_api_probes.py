@@ -84,3 +84,10 @@ def test_with_no_token_configured_every_v1_call_is_401_saying_how(settings: Sett
     with _client(settings, api_tokens=SecretStr("")) as client:
         answer = client.get("/v1/service-mails/sm-1", headers=bearer(READ_TOKEN))
     assert answer.status_code == 401 and "QUOTA_API_TOKENS" in answer.json()["detail"]
+
+
+def test_readyz_never_shows_a_password_of_the_configured_urls(settings: Settings) -> None:
+    url = SecretStr(f"redis://quota:hunter2-secret@127.0.0.1:{_closed_port()}/0")
+    with _client(settings, redis_url=url, broker_url=url) as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 503 and "hunter2-secret" not in answer.text

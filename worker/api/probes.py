@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from urllib.parse import urlsplit
 
 from alembic.runtime.migration import MigrationContext
 from kombu.connection import Connection
@@ -45,6 +46,13 @@ def _redis(container: Container) -> str:
     return OK
 
 
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 CHECKS: dict[str, Callable[[Container], str]] = {
     "database": _schema,
     "broker": _broker,
@@ -58,6 +66,11 @@ class ReadinessChecks:
 
     def __init__(self, container: Container) -> None:
         self.container = container
+        s = container.settings
+        # A driver's error names hosts; should one ever quote a URL, its password goes.
+        self.passwords = {
+            p for url in (s.database(), s.broker(), s.redis()) if (p := _password(url))
+        }
         self.pool = ThreadPoolExecutor(max_workers=2 * len(CHECKS), thread_name_prefix="readyz")
 
     def check(self) -> dict[str, str]:
@@ -69,8 +82,13 @@ class ReadinessChecks:
             except FutureTimeout:
                 found[name] = f"no answer within {CHECK_SECONDS + 1:g} s"
             except Exception as exc:  # any failure to reach it means not ready, with why
-                found[name] = f"unreachable: {printable(str(exc) or type(exc).__name__)[:300]}"
+                found[name] = f"unreachable: {self._scrub(str(exc) or type(exc).__name__)}"
         return found
+
+    def _scrub(self, text: str) -> str:
+        for password in self.passwords:
+            text = text.replace(password, "***")
+        return printable(text)[:300]
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

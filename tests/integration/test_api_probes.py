@@ -91,3 +91,14 @@ def test_readyz_never_shows_a_password_of_the_configured_urls(settings: Settings
     with _client(settings, redis_url=url, broker_url=url) as client:
         answer = client.get("/readyz")
     assert answer.status_code == 503 and "hunter2-secret" not in answer.text
+
+
+def test_a_v1_call_while_the_database_is_away_is_503_unavailable(settings: Settings) -> None:
+    url = SecretStr(f"postgresql+psycopg://quota@127.0.0.1:{_closed_port()}/quota")
+    with _client(settings, database_url=url) as client:
+        answer = client.get("/v1/orders/ord-1", headers=bearer(READ_TOKEN))
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "error": "unavailable",
+        "detail": "The database cannot be reached now; retry.",
+    }

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -69,7 +70,15 @@ def create_app(container: Container, now: Callable[[], datetime] = utcnow) -> Fa
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # answered in the contract's shape, logged with its cause
+            # The traceback as plain text: a renderer that shows frames' locals would show
+            # the request's scope, and its Authorization header with it.
+            log.error("api_failed", method=request.method, path=request.url.path,
+                      error=f"{type(exc).__name__}: {exc}"[:2000],
+                      traceback="".join(traceback.format_exception(exc)))  # fmt: skip
+            response = errors.unexpected(exc)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         log.info(

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from worker.adapters.db import transient
 from worker.api.models import ErrorBody
 
 _CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -30,6 +31,13 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def unexpected(exc: Exception) -> JSONResponse:
+    """A failure no handler expected: 503 if the database was away (worth a retry), else 500."""
+    if transient(exc):
+        return error_response(503, "unavailable", "The database cannot be reached now; retry.")
+    return error_response(500, "internal_error", "The request failed; the service logged why.")
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI entries of the errors a call may answer."""
     meaning = {
@@ -37,7 +45,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token's scope does not allow this call.",
         404: "Nothing is known by this id.",
         422: "A parameter is not valid (`invalid_request`).",
-        503: "A plan is not configured (`plan_not_configured`).",
+        503: "The database cannot be reached now (`unavailable`), or the Service Mail's plan "
+        "is not in QUOTA_PLANS (`plan_not_configured`).",
     }
     return {s: {"model": ErrorBody, "description": meaning[s]} for s in statuses}
 

@@ -134,7 +134,7 @@ def _change_view(found: ChangeRead) -> ChangeView:
     operation_id="getOrder",
     response_model=ChangeView,
     summary="The change of an order, its payments and its events",
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, 503),
 )
 def order(request: Request, order_id: PathId) -> ChangeView:
     found = reads.change(_container(request).database, "order_id", order_id)
@@ -148,7 +148,7 @@ def order(request: Request, order_id: PathId) -> ChangeView:
     operation_id="getRequest",
     response_model=ChangeView,
     summary="A change request, its payments and its events",
-    responses=responses(401, 404, 422),
+    responses=responses(401, 404, 422, 503),
 )
 def change_request(request: Request, request_id: PathId) -> ChangeView:
     found = reads.change(_container(request).database, "request_id", request_id)

@@ -56,10 +56,11 @@ soak: $(STAMP)  ## the soak (30 min): bounded state through the real worker; SOA
 soak-quick: $(STAMP)  ## the soak's quick form (3 min), as CI runs it
 	$(BIN)/quota-worker bench --soak --quick --out $(VENV)/soak-quick.json $(SOAK_ARGS)
 
-contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI) from the models, then validate it
+contract: $(STAMP)  ## regenerate contract/ (JSON Schemas, AsyncAPI, OpenAPI) from the models, then validate it
 	rm -rf contract/schemas
 	$(BIN)/quota-worker contract schemas --out contract/schemas
 	$(BIN)/quota-worker contract asyncapi --out contract/asyncapi.yaml
+	$(BIN)/quota-worker contract openapi --out contract/openapi.json
 	@if command -v node >/dev/null; then \
 	  test -d tools/asyncapi/node_modules || npm ci --prefix tools/asyncapi --no-audit --no-fund; \
 	  node tools/asyncapi/validate.mjs contract/asyncapi.yaml; \

@@ -9,13 +9,17 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.plans import DEFAULT_PLANS, InvalidPlanTable, PlanTable
+from worker.api.tokens import InvalidTokens, TokenSet, parse_tokens
 
 EMBEDDED_SOCKET = "redis.sock"
 EMBEDDED_DB_FILE = "quota.sqlite3"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QUOTA_", extra="ignore", frozen=True)
+    # Errors never repeat the input: it may hold a token or a password.
+    model_config = SettingsConfigDict(
+        env_prefix="QUOTA_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default=Path("./var"), description="the embedded default's files")
     database_url: SecretStr | None = Field(
@@ -59,6 +63,15 @@ class Settings(BaseSettings):
         default=30 * 86400, gt=0, description="how long processed-message ids are kept"
     )
 
+    # Asking the service (CONTRACT.md): `quota-worker api`.
+    api_host: str = Field(default="127.0.0.1", min_length=1, description="where the API listens")
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    api_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description="comma-separated name:scope:token entries (scope read or operate); "
+        "unset: every /v1 call is refused",
+    )
+
     @model_validator(mode="after")
     def _outbox_outlives_the_stream(self) -> Settings:
         if self.outbox_retention_seconds < self.stream_retention_seconds:
@@ -78,6 +91,19 @@ class Settings(BaseSettings):
             except InvalidPlanTable as exc:
                 raise ValueError(f"QUOTA_PLANS: {exc}") from exc
         return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_parse(cls, value: SecretStr) -> SecretStr:
+        try:
+            parse_tokens(value.get_secret_value())
+        except InvalidTokens as exc:
+            raise ValueError(f"QUOTA_API_TOKENS: {exc}") from exc
+        return value
+
+    @cached_property
+    def api_token_set(self) -> TokenSet:
+        return parse_tokens(self.api_tokens.get_secret_value())
 
     @cached_property
     def plan_table(self) -> PlanTable:

@@ -31,7 +31,17 @@ def quota_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["db", "upgrade"], ["run"], ["dev"], ["demo"], ["prune"], ["events", "republish"]],
+    [
+        [],
+        ["db", "upgrade"],
+        ["run"],
+        ["dev"],
+        ["demo"],
+        ["prune"],
+        ["events", "republish"],
+        ["api"],
+        ["contract", "openapi"],
+    ],
 )
 def test_every_command_explains_itself_with_help(command: list[str]) -> None:
     result = quota_worker(*command, "--help")

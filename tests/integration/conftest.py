@@ -4,8 +4,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from tests.conftest import Services
+from tests.integration.api_client import READ_TOKEN, TOKENS, bearer
+from worker.api.app import create_app
 from worker.bootstrap import Container, build
 from worker.settings import Settings
 
@@ -37,6 +41,7 @@ def settings(services: Services) -> Settings:
         events_stream=services.stream,
         payment_timeout_seconds=3600,
         data_dir=services.data_dir,
+        api_tokens=SecretStr(TOKENS),
     )
 
 
@@ -45,3 +50,10 @@ def app(settings: Settings, clock: Clock) -> Iterator[Container]:
     container = build(settings, now=clock)
     yield container
     container.database.dispose()
+
+
+@pytest.fixture
+def api(app: Container, clock: Clock) -> Iterator[TestClient]:
+    """The HTTP API over the suite's database, called with the `read` token."""
+    with TestClient(create_app(app, now=clock), headers=bearer(READ_TOKEN)) as client:
+        yield client

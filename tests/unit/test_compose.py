@@ -58,14 +58,14 @@ def _code_reads(variable: str) -> bool:
     return any(variable in path.read_text() for path in (ROOT / "worker").rglob("*.py"))
 
 
-@pytest.mark.parametrize("service", ["migrate", "worker"])
+@pytest.mark.parametrize("service", ["migrate", "worker", "api"])
 def test_every_quota_variable_in_the_compose_file_is_read_by_the_code(service: str) -> None:
     fields = {f"QUOTA_{name.upper()}" for name in Settings.model_fields}
     unknown = [v for v in _env(service) if v not in fields and not _code_reads(v)]
     assert unknown == []
 
 
-@pytest.mark.parametrize("service", ["migrate", "worker"])
+@pytest.mark.parametrize("service", ["migrate", "worker", "api"])
 def test_the_compose_environment_is_a_valid_settings(
     service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,7 +82,7 @@ def test_the_database_driver_of_the_compose_file_is_installed() -> None:
     assert psycopg.__version__
 
 
-@pytest.mark.parametrize("service", ["migrate", "worker"])
+@pytest.mark.parametrize("service", ["migrate", "worker", "api"])
 def test_the_services_run_real_commands_of_the_cli(service: str) -> None:
     assert _resolves(SERVICES[service]["command"])
 
@@ -90,6 +90,30 @@ def test_the_services_run_real_commands_of_the_cli(service: str) -> None:
 def test_the_worker_healthcheck_is_a_real_command_of_the_cli() -> None:
     test = SERVICES["worker"]["healthcheck"]["test"]
     assert test[:2] == ["CMD", "quota-worker"] and _resolves(test[2:])
+
+
+def test_the_api_healthcheck_asks_readyz_on_the_port_the_api_listens_on() -> None:
+    test = " ".join(SERVICES["api"]["healthcheck"]["test"])
+    port = _env("api")["QUOTA_API_PORT"]
+    assert f"http://127.0.0.1:{port}/readyz" in test
+
+
+def test_the_api_is_published_on_the_hosts_loopback_only() -> None:
+    port = _env("api")["QUOTA_API_PORT"]
+    assert SERVICES["api"]["ports"] == [f"127.0.0.1:{port}:{port}"]
+
+
+def test_the_api_starts_with_no_token_unless_one_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in _env("api").items():
+        monkeypatch.setenv(name, value)
+    assert SERVICES["api"]["environment"]["QUOTA_API_TOKENS"] == "${QUOTA_API_TOKENS:-}"
+    assert not Settings().api_token_set
+
+
+def test_the_api_starts_after_migration_on_healthy_services() -> None:
+    assert SERVICES["api"]["depends_on"] == SERVICES["worker"]["depends_on"]
 
 
 def test_redis_keeps_its_queues_across_a_restart_and_never_evicts() -> None:
@@ -170,7 +194,7 @@ def test_no_one_reaches_redis_without_a_password() -> None:
         assert "nopass" not in rules, user
 
 
-@pytest.mark.parametrize("service", ["migrate", "worker"])
+@pytest.mark.parametrize("service", ["migrate", "worker", "api"])
 @pytest.mark.parametrize("url", ["QUOTA_BROKER_URL", "QUOTA_REDIS_URL"])
 def test_the_worker_logs_in_as_the_acl_files_worker_user(service: str, url: str) -> None:
     raw = str(SERVICES[service]["environment"][url])

@@ -132,3 +132,28 @@ def test_the_contract_commands_write_what_is_generated(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     document = json.loads(done.output)
     assert document["channels"]["quotaEvents"]["address"] == "billing.events"
+
+
+def test_committed_openapi_is_the_generated_one() -> None:
+    from worker.api.app import openapi_document
+
+    committed = json.loads((COMMITTED / "openapi.json").read_text())
+    assert committed == json.loads(contract.render(openapi_document(), "json")), REGENERATE
+
+
+def test_the_openapi_document_is_3_1_with_every_call_of_the_contract() -> None:
+    from worker.api.app import openapi_document
+
+    document = openapi_document()
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]) == {
+        "/healthz",
+        "/readyz",
+        "/v1/service-mails/{service_mail_id}",
+        "/v1/service-mails/{service_mail_id}/quote",
+        "/v1/orders/{order_id}",
+        "/v1/requests/{request_id}",
+    }
+    for path, item in document["paths"].items():
+        needs_token = path.startswith("/v1/")
+        assert bool(item["get"].get("security")) is needs_token, path

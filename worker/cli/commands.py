@@ -1,6 +1,6 @@
 """The commands that set up, run, demonstrate and measure the worker.
 
-`db upgrade`, `run`, `dev`, `demo`, `contract schemas|asyncapi`, `bench`.
+`db upgrade`, `run`, `dev`, `demo`, `contract schemas|asyncapi|openapi`, `bench`.
 """
 
 from __future__ import annotations
@@ -154,6 +154,26 @@ def contract_asyncapi(fmt: str, out: Path | None) -> None:
 
     stream = os.environ.get("QUOTA_EVENTS_STREAM", DEFAULT_STREAM)
     text = render(asyncapi(stream), fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}", err=True)
+
+
+@contract.command("openapi")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+def contract_openapi(out: Path | None) -> None:
+    """Print the OpenAPI 3.1 document of the HTTP API (`quota-worker api`), from its models."""
+    from events.contract import render
+    from worker.api.app import openapi_document
+
+    text = render(openapi_document(), "json")
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -1,0 +1,53 @@
+"""`quota-worker api`: the HTTP API (uvicorn) on QUOTA_API_HOST:QUOTA_API_PORT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import click
+import structlog
+
+from worker.cli.base import build_container, main
+
+log = structlog.get_logger("worker.api")
+
+
+@main.command()
+def api() -> None:
+    """Serve the HTTP API: /healthz, /readyz, /openapi.json and /v1 (bearer tokens).
+
+    Listens on QUOTA_API_HOST (default 127.0.0.1) and QUOTA_API_PORT (8080); the tokens come
+    from QUOTA_API_TOKENS. Starts even if a dependency is away: /readyz says which.
+    """
+    import uvicorn
+
+    from worker.api.app import create_app
+    from worker.api.tokens import HOW_TO_SET
+
+    # Each /readyz reads the schema's revision: Alembic would log its dialect every time.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    container = build_container()
+    settings = container.settings
+    tokens = settings.api_token_set
+    if tokens:
+        log.info("api_tokens", names=tokens.names())
+    else:
+        log.warning("api_no_tokens", refused="every /v1 call", fix=HOW_TO_SET)
+    log.info("api_listening", host=settings.api_host, port=settings.api_port)
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler it found: this one notes it, so a clean stop exits 0 (as `run` does).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: None)
+    try:
+        uvicorn.run(
+            create_app(container),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,  # uvicorn's lines go through our structlog set-up
+            access_log=False,  # api_request is the access log, without query strings
+            server_header=False,
+        )
+    finally:
+        container.database.dispose()
+    click.echo("api stopped", err=True)

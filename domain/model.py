@@ -169,6 +169,12 @@ class QuotaChange:
             if self.state is ChangeState.APPLIED and self.payment_id is None:
                 reason = "payment_mismatch"  # nothing was due: the money was never owed
             return [payment.refund(reason, self.service_mail_id)]
+        if not self.in_time(payment):
+            self._move(ChangeState.EXPIRED, None, now)
+            return [
+                ChangeExpired(self.request_id, self.order_id, self.service_mail_id),
+                payment.refund("change_expired", self.service_mail_id),
+            ]
         if payment.amount != self.amount_due or payment.currency != self.currency:
             refusal = errors.PaymentMismatch(
                 f"{payment.amount} {payment.currency} was paid but "
@@ -225,17 +231,28 @@ class QuotaChange:
         self._move(ChangeState.CANCELLED, reason, now)
         return [ChangeCancelled(self.request_id, self.order_id, self.service_mail_id, reason)]
 
-    def expire(self, now: datetime, *, operator_reason: str | None = None) -> list[DomainEvent]:
-        """Expire a change whose payment did not come in time (or an operator ends it now)."""
+    def expire(
+        self,
+        now: datetime,
+        *,
+        grace: timedelta = timedelta(0),
+        operator_reason: str | None = None,
+    ) -> list[DomainEvent]:
+        """Expire a change whose payment did not come in time, once `grace` after its
+        deadline has passed without one (or an operator ends it now)."""
         if self.state is not ChangeState.AWAITING_PAYMENT:
             return []
-        if operator_reason is None and not self.is_due(now):
+        if operator_reason is None and not self.is_due(now, grace):
             return []
         self._move(ChangeState.EXPIRED, operator_reason, now)
         return [ChangeExpired(self.request_id, self.order_id, self.service_mail_id)]
 
-    def is_due(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
+    def is_due(self, now: datetime, grace: timedelta = timedelta(0)) -> bool:
+        return self.expires_at is not None and self.expires_at + grace <= now
+
+    def in_time(self, payment: Payment) -> bool:
+        """Paid by the deadline: `paid_at` decides, not when the message arrives."""
+        return self.expires_at is None or payment.paid_at <= self.expires_at
 
     def reject(self, refusal: errors.Rejected, now: datetime) -> ChangeRejected:
         self._move(ChangeState.REJECTED, refusal.reason, now)

@@ -101,12 +101,13 @@ class MessageBus:
         return done
 
     def sweep(self, batch: int = 500) -> SweepResult:
-        """Expire changes past their deadline and refund payments no order claimed."""
+        """Expire changes past their deadline and its grace, and refund payments no order
+        claimed."""
         expired = refunded = 0
         while True:
             now = self.deps.now()
             with self.uow_factory() as uow:
-                due = uow.repo.due_changes(now, batch)
+                due = uow.repo.due_changes(now - self.deps.expiry_grace, batch)
                 unmatched = uow.repo.unmatched_payments(now - self.deps.payment_timeout, batch)
             expired += sum(self._one(handlers.expire_change, *ids) for ids in due)
             refunded += sum(self._one(handlers.refund_unmatched_payment, *ids) for ids in unmatched)

@@ -27,6 +27,8 @@ class Deps:
     plans: PlanTable
     payment_timeout: timedelta
     now: Callable[[], datetime]
+    # How long after its deadline a change still waits for a payment made in time.
+    expiry_grace: timedelta = timedelta(0)
 
 
 def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps) -> Outcome:
@@ -114,7 +116,7 @@ def expire_change(
     change = uow.repo.change_of_order(order_id)
     if change is None or change.request_id != request_id:
         return False
-    events = change.expire(deps.now(), operator_reason=operator_reason)
+    events = change.expire(deps.now(), grace=deps.expiry_grace, operator_reason=operator_reason)
     uow.emit(events)
     return bool(events)
 

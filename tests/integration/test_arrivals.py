@@ -1,0 +1,71 @@
+"""Issue 16's rules against a real database: payments judged by `paid_at` with the
+expiry grace, reused payment ids, provisioning that changes owner or kSuite, requests
+that wait for their Service Mail, plans that leave a limit outside them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from tests.integration.conftest import Clock
+from tests.integration.shop import Shop
+from worker.bootstrap import Container, build
+from worker.settings import Settings
+
+GRACE = 300
+ACCEPTED, EXPIRED = "mail.quota.change.accepted", "mail.quota.change.expired"
+REFUND = "mail.quota.refund.required"
+
+
+@pytest.fixture
+def graced(settings: Settings, clock: Clock) -> Iterator[Container]:
+    update = {"expiry_grace_seconds": GRACE, "provisioning_grace_seconds": GRACE}
+    container = build(settings.model_copy(update=update), now=clock)
+    yield container
+    container.database.dispose()
+
+
+@pytest.fixture
+def shop(graced: Container) -> Shop:
+    return Shop(graced)
+
+
+def test_a_payment_in_time_arriving_within_the_grace_is_applied_after_a_sweep(
+    shop: Shop, graced: Container, clock: Clock
+) -> None:
+    mail, account = shop.provision()
+    order = shop.request(mail, account, expected=10, new=20)
+    shop.send(order)
+    deadline = shop.change(order.order_id).expires_at
+    clock.advance(seconds=3600 + GRACE - 1)
+    graced.bus.sweep()
+    assert shop.change(order.order_id).state == "awaiting_payment"
+    payment = replace(shop.payment(order.order_id), paid_at=deadline)
+    assert shop.send(payment) == "applied"
+
+
+def test_a_payment_after_the_deadline_expires_its_change_whenever_it_arrives(
+    shop: Shop, clock: Clock
+) -> None:
+    mail, account = shop.provision()
+    order = shop.request(mail, account, expected=10, new=20)
+    shop.send(order)
+    deadline = shop.change(order.order_id).expires_at
+    clock.advance(seconds=3600 + 10)
+    late = replace(shop.payment(order.order_id), paid_at=deadline + timedelta(seconds=1))
+    assert shop.send(late) == "refund:change_expired"
+    assert shop.types(order_id=order.order_id) == [ACCEPTED, EXPIRED, REFUND]
+
+
+def test_the_sweep_expires_an_unpaid_change_only_past_the_grace(
+    shop: Shop, graced: Container, clock: Clock
+) -> None:
+    mail, account = shop.provision()
+    order = shop.request(mail, account, expected=10, new=20)
+    shop.send(order)
+    clock.advance(seconds=3600 + GRACE)
+    graced.bus.sweep()
+    assert shop.change(order.order_id).state == "expired"

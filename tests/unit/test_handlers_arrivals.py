@@ -1,0 +1,94 @@
+"""The stories of issue 16 on the in-memory unit of work: payments judged by `paid_at`
+with the expiry grace, reused payment ids, provisioning that changes owner or kSuite,
+requests that wait for their Service Mail, and plans that leave a limit outside them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain import commands
+from domain.plans import PlanTable
+from worker.adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from worker.service.bus import MessageBus
+from worker.service.handlers import Deps
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+TIMEOUT, GRACE = timedelta(hours=1), timedelta(minutes=5)
+DEADLINE = T0 + TIMEOUT
+
+
+def _ignore(*_told: object) -> None:
+    pass
+
+
+class World:
+    def __init__(self, plans: PlanTable | None = None) -> None:
+        self.now = T0
+        self.store = InMemoryStore()
+        deps = Deps(
+            plans or PlanTable.default(), TIMEOUT, lambda: self.now,
+            expiry_grace=GRACE,
+        )  # fmt: skip
+        self.bus = MessageBus(lambda: InMemoryUnitOfWork(self.store, "test", _ignore), deps)
+        self.n = 0
+
+    def send(self, cmd: commands.Command) -> str:
+        self.n += 1
+        return str(self.bus.handle(cmd, message_id=f"m{self.n}", task="t"))
+
+    def provision(
+        self, account: str = "acc-1", ksuite: str | None = None, plan: str = "premium"
+    ) -> str:
+        return self.send(commands.ProvisionServiceMail("sm-1", account, plan, 10, ksuite))
+
+    def request(self, new: int = 20, order: str = "ord-1", expected: int = 10) -> str:
+        return self.send(
+            commands.RequestQuotaChange(
+                f"req-{order}", order, "acc-1", "sm-1", expected, new, 1500, "CHF", T0
+            )
+        )
+
+    def pay(
+        self, paid_at: datetime = T0, payment_id: str = "pay-1", order: str = "ord-1",
+        amount: int = 1500, currency: str = "CHF",
+    ) -> str:  # fmt: skip
+        return self.send(commands.ConfirmPayment(payment_id, order, amount, currency, paid_at))
+
+    def outbox(self) -> list[str]:
+        return [row["type"].removeprefix("mail.quota.") for row in self.store.tables.outbox]
+
+    def state(self, order: str = "ord-1") -> str:
+        return str(self.store.tables.quota_changes[f"req-{order}"]["state"])
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    assert w.provision() == "created"
+    return w
+
+
+# -- payment in time, by paid_at -----------------------------------------------------
+def test_a_payment_in_time_delivered_within_the_grace_is_applied(world: World) -> None:
+    world.request()
+    world.now = DEADLINE + GRACE - timedelta(seconds=1)
+    assert world.bus.sweep().expired == 0
+    assert world.pay(paid_at=DEADLINE - timedelta(minutes=1)) == "applied"
+
+
+def test_a_late_payment_delivered_before_the_sweep_expires_the_change(world: World) -> None:
+    world.request()
+    world.now = DEADLINE + timedelta(seconds=30)
+    assert world.pay(paid_at=DEADLINE + timedelta(seconds=10)) == "refund:change_expired"
+    assert world.state() == "expired"
+    assert world.outbox() == ["change.accepted", "change.expired", "refund.required"]
+
+
+def test_the_sweep_expires_the_unpaid_change_once_the_grace_has_passed(world: World) -> None:
+    world.request()
+    world.now = DEADLINE + GRACE
+    assert world.bus.sweep().expired == 1
+    assert world.pay(paid_at=DEADLINE) == "refund:change_expired"
+    assert world.outbox() == ["change.accepted", "change.expired", "refund.required"]

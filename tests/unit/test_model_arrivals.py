@@ -1,0 +1,80 @@
+"""The rules that decide by what happened when, whatever the order of arrival: payment
+in time by `paid_at`, plan chains, provisioning that changes owner or kSuite, requests
+that wait for their Service Mail. Pure domain, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from domain.events import ChangeExpired, QuotaChanged, RefundRequired
+from domain.mail import ServiceMail
+from domain.model import ChangeState, QuotaChange
+from domain.payment import Payment
+from domain.plans import PlanTable
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+TIMEOUT = timedelta(hours=24)
+GRACE = timedelta(minutes=5)
+PLANS = PlanTable.default()
+
+
+def mail(**kw: object) -> ServiceMail:
+    values: dict[str, object] = {"id": "sm-1", "account_id": "acc-1", "plan": "premium"}
+    values.update({"address_limit": 10, **kw})
+    return ServiceMail(**values)  # type: ignore[arg-type]
+
+
+def change(new: int = 20, expected: int = 10, amount: int = 1500) -> QuotaChange:
+    return QuotaChange("req-1", "ord-1", "acc-1", "sm-1", expected, new, amount, "CHF", NOW)
+
+
+def awaiting(sm: ServiceMail | None = None, **kw: int) -> QuotaChange:
+    c = change(**kw)
+    c.receive(sm or mail(), PLANS, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
+    assert c.state is ChangeState.AWAITING_PAYMENT
+    return c
+
+
+def paid(at: datetime, payment_id: str = "pay-1") -> Payment:
+    return Payment(payment_id, "ord-1", 1500, "CHF", paid_at=at, received_at=at)
+
+
+DEADLINE = NOW + TIMEOUT
+
+
+# -- payment in time, by paid_at ---------------------------------------------------
+def test_a_payment_made_by_the_deadline_is_applied_though_it_arrives_after_it() -> None:
+    c, sm = awaiting(), mail()
+    events = c.pay(paid(DEADLINE), sm, PLANS, DEADLINE + GRACE - timedelta(seconds=1))
+    assert [type(e) for e in events] == [QuotaChanged] and sm.address_limit == 20
+
+
+def test_a_payment_made_after_the_deadline_expires_the_change_and_is_refunded() -> None:
+    c, sm = awaiting(), mail()
+    late = paid(DEADLINE + timedelta(seconds=1))
+    events = c.pay(late, sm, PLANS, DEADLINE + timedelta(seconds=2))
+    assert [type(e) for e in events] == [ChangeExpired, RefundRequired]
+    assert (c.state, late.refund_reason, sm.address_limit) == (
+        ChangeState.EXPIRED, "change_expired", 10,
+    )  # fmt: skip
+
+
+def test_a_late_payment_arriving_before_the_deadline_passes_is_still_late() -> None:
+    """paid_at decides, even when the clock of the arrival says otherwise."""
+    c = awaiting()
+    [_expired, refund] = c.pay(paid(DEADLINE + timedelta(hours=1)), mail(), PLANS, NOW)
+    assert isinstance(refund, RefundRequired) and refund.reason == "change_expired"
+
+
+def test_the_sweep_expires_a_change_only_once_its_grace_has_passed() -> None:
+    c = awaiting()
+    assert c.expire(DEADLINE, grace=GRACE) == []
+    assert c.expire(DEADLINE + GRACE - timedelta(microseconds=1), grace=GRACE) == []
+    assert [type(e) for e in c.expire(DEADLINE + GRACE, grace=GRACE)] == [ChangeExpired]
+
+
+def test_a_payment_in_time_after_the_expiry_is_refunded_change_expired() -> None:
+    c = awaiting()
+    c.expire(DEADLINE + GRACE, grace=GRACE)
+    [refund] = c.pay(paid(DEADLINE), mail(), PLANS, DEADLINE + GRACE)
+    assert isinstance(refund, RefundRequired) and refund.reason == "change_expired"

@@ -92,3 +92,20 @@ def test_the_sweep_expires_the_unpaid_change_once_the_grace_has_passed(world: Wo
     assert world.bus.sweep().expired == 1
     assert world.pay(paid_at=DEADLINE) == "refund:change_expired"
     assert world.outbox() == ["change.accepted", "change.expired", "refund.required"]
+
+
+# -- plan chains -----------------------------------------------------------------------
+def test_a_starter_upgraded_through_the_chain_ends_on_the_plan_that_admits_it() -> None:
+    chain = PlanTable.parse(
+        {
+            "starter": {"min": 1, "max": 1, "upgrades_to": "premium"},
+            "premium": {"min": 5, "max": 50, "upgrades_to": "business"},
+            "business": {"min": 20, "max": 1000},
+        }
+    )
+    world = World(chain)
+    world.send(commands.ProvisionServiceMail("sm-1", "acc-1", "starter", 1, None))
+    assert world.request(new=100, expected=1) == "awaiting_payment"
+    assert world.pay() == "applied"
+    stored = world.store.tables.service_mails["sm-1"]
+    assert (stored["plan"], stored["address_limit"]) == ("business", 100)

@@ -78,3 +78,47 @@ def test_a_payment_in_time_after_the_expiry_is_refunded_change_expired() -> None
     c.expire(DEADLINE + GRACE, grace=GRACE)
     [refund] = c.pay(paid(DEADLINE), mail(), PLANS, DEADLINE + GRACE)
     assert isinstance(refund, RefundRequired) and refund.reason == "change_expired"
+
+
+# -- plan chains ---------------------------------------------------------------------
+CHAIN = PlanTable.parse(
+    {
+        "starter": {"min": 1, "max": 1, "upgrades_to": "premium"},
+        "premium": {"min": 5, "max": 50, "upgrades_to": "business"},
+        "business": {"min": 20, "max": 1000},
+    }
+)
+
+
+def test_an_upgrade_follows_the_chain_until_a_plan_admits_the_new_limit() -> None:
+    assert [CHAIN.target_for("starter", n).name for n in (1, 8, 50, 51, 100)] == [
+        "starter", "premium", "premium", "business", "business",
+    ]  # fmt: skip
+    assert CHAIN.target_for("premium", 100).name == "business"
+
+
+def test_a_limit_above_the_end_of_the_chain_is_checked_against_its_last_plan() -> None:
+    assert CHAIN.target_for("starter", 5000).name == "business"
+    sm = mail(plan="starter", address_limit=1)
+    c = change(new=5000, expected=1)
+    [rejected] = c.receive(sm, CHAIN, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
+    assert (c.state, c.reason) == (ChangeState.REJECTED, "above_plan_maximum")
+    assert "business" in rejected.detail  # type: ignore[union-attr]
+
+
+def test_a_starter_asking_for_100_ends_on_business_once_paid() -> None:
+    sm = mail(plan="starter", address_limit=1)
+    c = change(new=100, expected=1)
+    c.receive(sm, CHAIN, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
+    [changed] = c.pay(paid(NOW), sm, CHAIN, NOW)
+    assert isinstance(changed, QuotaChanged)
+    assert (changed.plan, sm.plan, sm.address_limit) == ("business", "business", 100)
+
+
+def test_a_move_within_the_chain_is_checked_against_the_target_plans_minimum() -> None:
+    """premium -> business admits 51..1000; the business minimum (20) is below 51, so a
+    lower limit stays on premium and is checked there."""
+    sm = mail(plan="premium", address_limit=30)
+    c = change(new=8, expected=30, amount=0)
+    [changed] = c.receive(sm, CHAIN, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
+    assert isinstance(changed, QuotaChanged) and sm.plan == "premium"

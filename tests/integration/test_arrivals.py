@@ -10,9 +10,13 @@ from datetime import timedelta
 
 import pytest
 
+from domain import errors
+from tests.helpers import new_id
 from tests.integration.conftest import Clock
 from tests.integration.shop import Shop
 from worker.bootstrap import Container, build
+from worker.entrypoints.app import create_app
+from worker.ops import queries
 from worker.settings import Settings
 
 GRACE = 300
@@ -69,3 +73,26 @@ def test_the_sweep_expires_an_unpaid_change_only_past_the_grace(
     clock.advance(seconds=3600 + GRACE)
     graced.bus.sweep()
     assert shop.change(order.order_id).state == "expired"
+
+
+def test_a_reused_payment_id_writes_nothing_and_its_dead_letter_is_a_status_problem(
+    shop: Shop, graced: Container, settings: Settings
+) -> None:
+    mail, account = shop.provision()
+    order = shop.request(mail, account, expected=10, new=20)
+    shop.send(order)
+    first = shop.payment(order.order_id)
+    assert shop.send(first) == "applied"
+    assert shop.send(replace(first, paid_at=first.paid_at + timedelta(hours=1))) == "duplicate"
+    with pytest.raises(errors.PaymentIdConflict):
+        shop.send(replace(first, amount=1))
+    graced.bus.dead_letter(
+        message_id=new_id("msg"), task="quota.payment_confirmed", body="{}",
+        error=f"idempotency_conflict: payment {first.payment_id} was received ...",
+    )  # fmt: skip
+    status = queries.snapshot(
+        graced, create_app(settings), queries.Thresholds(require_worker=False), ask_workers=False
+    )
+    assert status.payment_id_conflicts >= 1
+    assert any("reuse a payment_id" in p for p in status.problems)
+    assert shop.payment_row(first.payment_id).amount == 1500

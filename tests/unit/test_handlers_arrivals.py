@@ -5,10 +5,11 @@ requests that wait for their Service Mail, and plans that leave a limit outside 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from domain import commands
+from domain import commands, errors
 from domain.plans import PlanTable
 from worker.adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from worker.service.bus import MessageBus
@@ -109,3 +110,24 @@ def test_a_starter_upgraded_through_the_chain_ends_on_the_plan_that_admits_it() 
     assert world.pay() == "applied"
     stored = world.store.tables.service_mails["sm-1"]
     assert (stored["plan"], stored["address_limit"]) == ("business", 100)
+
+
+# -- reused payment ids ------------------------------------------------------------------
+def test_the_same_payment_id_with_the_same_details_is_a_plain_duplicate(world: World) -> None:
+    world.request()
+    assert world.pay() == "applied"
+    assert world.pay(paid_at=T0 + timedelta(minutes=1)) == "duplicate"  # paid_at aside
+
+
+@pytest.mark.parametrize(
+    "other", [{"order": "ord-2"}, {"amount": 999}, {"currency": "EUR"}], ids=str
+)
+def test_a_payment_id_reused_with_other_details_is_refused_and_nothing_is_written(
+    world: World, other: dict[str, Any]
+) -> None:
+    world.request()
+    world.pay()
+    with pytest.raises(errors.PaymentIdConflict, match="pay-1 was received for order ord-1"):
+        world.pay(**other)
+    assert list(world.store.tables.payments) == ["pay-1"]
+    assert world.outbox() == ["change.accepted", "changed"]

@@ -102,7 +102,7 @@ class InMemoryRepository(Repository):
         change = self._change_where(order_id=order_id)
         awaiting = change is not None and change.state is ChangeState.AWAITING_PAYMENT
         return PaymentFacts(
-            known=payment_id in self.t.payments,
+            existing=self.payment(payment_id, order_id),
             change=change,
             mail=self._mail(change.service_mail_id) if awaiting and change else None,
         )

@@ -81,7 +81,7 @@ class SqlRepository(Repository):
             ),
         )
         return PaymentFacts(
-            known=bool(known),
+            existing=self._seen(rows.payment(known[0])) if known else None,
             change=self._seen(rows.change(changes[0])) if changes else None,
             mail=self._mail(mail_reads)[0],
         )

@@ -122,6 +122,10 @@ def _letters_table(snap: queries.Status) -> Table:
     letters.add_column("count", justify="right")
     for row in snap.dead_letters:
         letters.add_row(cell(row["task"]), cell(row["error"]), str(row["count"]))
+    if snap.payment_id_conflicts:
+        letters.add_row(
+            "(payment ids reused)", "idempotency_conflict", str(snap.payment_id_conflicts)
+        )
     return letters
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy import Connection, func, select
 
+from domain.errors import PaymentIdConflict
 from domain.events import RefundRequired
 from domain.model import ChangeState
 from domain.payment import PaymentStatus
@@ -21,6 +22,9 @@ from events.outbound import EVENT_TYPES
 from worker.adapters import tables as t
 from worker.adapters.deliveries import CONSUMED_QUEUES
 from worker.bootstrap import Container, utcnow
+
+# How the dead letter of a reused payment id starts (worker/entrypoints/tasks.py).
+PAYMENT_ID_CONFLICT = f"{PaymentIdConflict.reason}:"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Status:
     dead_letters: list[dict[str, Any]]
     payments_held: int
     refunds_unpublished: int
+    # Stored dead letters of a payment id reused with another order, amount or currency.
+    payment_id_conflicts: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -119,6 +125,12 @@ def snapshot(
                     t.outbox.c.sent_at.is_(None), t.outbox.c.type == EVENT_TYPES[RefundRequired]
                 )
             ).scalar_one(),
+            payment_id_conflicts=conn.execute(
+                select(func.count()).where(
+                    t.dead_letters.c.status == "stored",
+                    t.dead_letters.c.error.startswith(PAYMENT_ID_CONFLICT),
+                )
+            ).scalar_one(),
         )
     status.problems = problems(status, thresholds)
     return status
@@ -139,6 +151,12 @@ def problems(status: Status, limits: Thresholds) -> list[str]:
     if stored > limits.max_dead_letters:
         found.append(
             f"{stored} dead letters wait for an operator: see `quota-worker dead-letters list`"
+        )
+    if status.payment_id_conflicts:
+        found.append(
+            f"{status.payment_id_conflicts} payments reuse a payment_id with another order, "
+            "amount or currency and are neither applied nor refunded: see "
+            "`quota-worker dead-letters list` (error idempotency_conflict)"
         )
     if limits.require_worker and not status.workers:
         found.append("no worker answered: is `quota-worker run` up?")

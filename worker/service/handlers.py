@@ -55,9 +55,11 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
 
 def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -> Outcome:
     now, facts = deps.now(), uow.repo.payment_facts(cmd.payment_id, cmd.order_id)
-    if facts.known:
-        return DUPLICATE
     payment = Payment.received(cmd, now)
+    if facts.existing is not None:
+        if facts.existing.same_payment_as(payment):
+            return DUPLICATE
+        raise facts.existing.conflict_with(payment)  # the task keeps it as a dead letter
     uow.repo.add(payment)
     if facts.change is None:
         return Outcome(Kind.PAYMENT_HELD)  # the request may still come; else the sweep refunds

@@ -43,7 +43,7 @@ class RequestFacts:
 class PaymentFacts:
     """What a payment is decided on (read in one round trip on PostgreSQL)."""
 
-    known: bool  # this payment id was received before
+    existing: Payment | None  # the payment received before with this id
     change: QuotaChange | None  # the order's change
     mail: ServiceMail | None  # row-locked with A counted, only while the change awaits payment
 

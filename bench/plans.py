@@ -50,6 +50,8 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
         ("change by order", sql.CHANGE_BY_ORDER, {"o": order}),
         ("payment by id", sql.PAYMENT, {"id": f"pay-{tag}-7"}),
         ("held payments and early cancel", sql.ORDER_FACTS, {"o": order}),
+        ("provisioning: orders of the open changes", sql.OPEN_ORDERS_OF_MAIL, {"id": mail}),
+        ("provisioning: the open changes", sql.OPEN_CHANGES_OF_MAIL, {"id": mail}),
         ("processed message (insert; a redelivery fails on the key)",
          sql.INSERT[t.processed_messages],
          {"message_id": "m-x", "task": "t", "outcome": "o", "order_id": order,

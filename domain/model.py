@@ -214,6 +214,17 @@ class QuotaChange:
             events += self.pay(payment, service_mail, plans, now)
         return events
 
+    def recheck_owner(self, service_mail: ServiceMail, now: datetime) -> list[DomainEvent]:
+        """A change awaiting payment whose Service Mail was provisioned to another owner or
+        into a kSuite is refused at once."""
+        if self.state is not ChangeState.AWAITING_PAYMENT:
+            return []
+        try:
+            service_mail.check_changeable_by(self.account_id)
+        except errors.Rejected as refusal:
+            return [self.reject(refusal, now)]
+        return []
+
     def conflict_with(self, incoming: QuotaChange) -> errors.IdempotencyConflict:
         """The refusal of `incoming`, which reuses this change's request or order id."""
         if incoming.request_id == self.request_id:

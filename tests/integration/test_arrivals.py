@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain import errors
+from domain import commands, errors
 from tests.helpers import new_id
 from tests.integration.conftest import Clock
 from tests.integration.shop import Shop
@@ -22,6 +22,7 @@ from worker.settings import Settings
 GRACE = 300
 ACCEPTED, EXPIRED = "mail.quota.change.accepted", "mail.quota.change.expired"
 REFUND = "mail.quota.refund.required"
+REJECTED = "mail.quota.change.rejected"
 
 
 @pytest.fixture
@@ -96,3 +97,25 @@ def test_a_reused_payment_id_writes_nothing_and_its_dead_letter_is_a_status_prob
     assert status.payment_id_conflicts >= 1
     assert any("reuse a payment_id" in p for p in status.problems)
     assert shop.payment_row(first.payment_id).amount == 1500
+
+
+def test_a_provisioning_to_another_owner_rejects_the_awaiting_change_and_refunds_later(
+    shop: Shop,
+) -> None:
+    mail, account = shop.provision()
+    order = shop.request(mail, account, expected=10, new=20)
+    shop.send(order)
+    other = new_id("acc")
+    assert shop.send(commands.ProvisionServiceMail(mail, other, "premium", 10, None)) == "updated"
+    change = shop.change(order.order_id)
+    assert (change.state, change.reason) == ("rejected", "not_owner")
+    assert shop.send(shop.payment(order.order_id)) == "refund:change_rejected"
+    assert shop.types(order_id=order.order_id) == [ACCEPTED, REJECTED, REFUND]
+
+
+def test_a_provisioning_into_a_ksuite_rejects_the_awaiting_change(shop: Shop) -> None:
+    mail, account = shop.provision()
+    order = shop.request(mail, account, expected=10, new=20)
+    shop.send(order)
+    shop.send(commands.ProvisionServiceMail(mail, account, "premium", 10, new_id("ks")))
+    assert shop.change(order.order_id).reason == "managed_by_ksuite"

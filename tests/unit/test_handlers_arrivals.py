@@ -131,3 +131,27 @@ def test_a_payment_id_reused_with_other_details_is_refused_and_nothing_is_writte
         world.pay(**other)
     assert list(world.store.tables.payments) == ["pay-1"]
     assert world.outbox() == ["change.accepted", "changed"]
+
+
+# -- provisioning while a change awaits payment -------------------------------------------
+@pytest.mark.parametrize(
+    ("account", "ksuite", "reason"),
+    [("acc-2", None, "not_owner"), ("acc-1", "ks-1", "managed_by_ksuite")],
+)
+def test_a_provisioning_to_another_owner_or_a_ksuite_rejects_the_awaiting_change_at_once(
+    world: World, account: str, ksuite: str | None, reason: str
+) -> None:
+    world.request()
+    assert world.provision(account, ksuite) == "updated"
+    assert world.store.tables.quota_changes["req-ord-1"]["reason"] == reason
+    assert world.outbox() == ["change.accepted", "change.rejected"]
+    assert world.pay() == "refund:change_rejected"
+
+
+def test_a_provisioning_that_keeps_owner_and_no_ksuite_leaves_the_change_awaiting(
+    world: World,
+) -> None:
+    world.request()
+    assert world.provision(plan="premium") == "updated"
+    assert world.state() == "awaiting_payment"
+    assert world.pay() == "applied"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.events import ChangeExpired, QuotaChanged, RefundRequired
+from domain.events import ChangeExpired, ChangeRejected, QuotaChanged, RefundRequired
 from domain.mail import ServiceMail
 from domain.model import ChangeState, QuotaChange
 from domain.payment import Payment
@@ -122,3 +122,24 @@ def test_a_move_within_the_chain_is_checked_against_the_target_plans_minimum() -
     c = change(new=8, expected=30, amount=0)
     [changed] = c.receive(sm, CHAIN, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
     assert isinstance(changed, QuotaChanged) and sm.plan == "premium"
+
+
+# -- provisioning while a change awaits payment -----------------------------------------------
+def test_an_awaiting_change_is_refused_when_its_mail_gets_another_owner() -> None:
+    c = awaiting()
+    [rejected] = c.recheck_owner(mail(account_id="acc-2"), NOW)
+    assert (c.state, c.reason) == (ChangeState.REJECTED, "not_owner")
+    assert isinstance(rejected, ChangeRejected)
+
+
+def test_an_awaiting_change_is_refused_when_its_mail_joins_a_ksuite() -> None:
+    c = awaiting()
+    c.recheck_owner(mail(ksuite_id="ks-1"), NOW)
+    assert c.reason == "managed_by_ksuite"
+
+
+def test_a_recheck_leaves_an_unchanged_owner_and_a_decided_change_alone() -> None:
+    c = awaiting()
+    assert c.recheck_owner(mail(), NOW) == [] and c.state is ChangeState.AWAITING_PAYMENT
+    c.expire(NOW + TIMEOUT)
+    assert c.recheck_owner(mail(account_id="acc-2"), NOW) == []

@@ -41,6 +41,7 @@ def _constant(value: str) -> Any:
 
 
 AWAITING_PAYMENT = _constant(ChangeState.AWAITING_PAYMENT.value)
+RECEIVED = _constant(ChangeState.RECEIVED.value)
 PENDING = _constant(PaymentStatus.PENDING.value)
 
 # The hot path's statements, built once: SQLAlchemy then skips building each
@@ -110,6 +111,17 @@ CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
     or_(
         t.quota_changes.c.request_id == bindparam("r"), t.quota_changes.c.order_id == bindparam("o")
     )
+)
+# A provisioning's: the open changes of a Service Mail (ix_quota_changes_service_mail_id;
+# a Service Mail has few), their orders first to lock them before the Service Mail.
+_OPEN = or_(t.quota_changes.c.state == RECEIVED, t.quota_changes.c.state == AWAITING_PAYMENT)
+OPEN_ORDERS_OF_MAIL = select(t.quota_changes.c.order_id).where(
+    t.quota_changes.c.service_mail_id == bindparam("id"), _OPEN
+)
+OPEN_CHANGES_OF_MAIL = (
+    select(t.quota_changes)
+    .where(t.quota_changes.c.service_mail_id == bindparam("id"), _OPEN)
+    .order_by(t.quota_changes.c.created_at, t.quota_changes.c.request_id)
 )
 SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
 PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))

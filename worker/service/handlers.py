@@ -18,6 +18,7 @@ from domain.mail import ServiceMail
 from domain.model import QuotaChange
 from domain.payment import Payment
 from domain.plans import PlanTable
+from domain.provisioning import recheck_open_changes
 from worker.service.outcomes import DUPLICATE, Kind, Outcome
 from worker.service.uow import UnitOfWork
 
@@ -82,12 +83,16 @@ def provision(cmd: commands.ProvisionServiceMail, uow: UnitOfWork, deps: Deps) -
         raise errors.InvalidMessage(
             f"plan {cmd.plan!r} is not in the plan table ({', '.join(deps.plans.names())})"
         )
-    if uow.repo.add_service_mail_if_absent(ServiceMail.provisioned(cmd), deps.now()):
-        return Outcome(Kind.CREATED)
-    mail = uow.repo.service_mail(cmd.service_mail_id)
+    now, facts = deps.now(), uow.repo.provisioning_facts(cmd.service_mail_id)
+    created = facts.mail is None and uow.repo.add_service_mail_if_absent(
+        ServiceMail.provisioned(cmd), now
+    )
+    mail = facts.mail or uow.repo.service_mail(cmd.service_mail_id)
     assert mail is not None  # Service Mails are never deleted
-    mail.provision_again(cmd)
-    return Outcome(Kind.UPDATED)
+    if not created:
+        mail.provision_again(cmd)
+    uow.emit(recheck_open_changes(mail, facts.open_changes, now))
+    return Outcome(Kind.CREATED if created else Kind.UPDATED)
 
 
 def address_created(cmd: commands.RecordAddressCreated, uow: UnitOfWork, deps: Deps) -> Outcome:

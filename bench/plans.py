@@ -58,6 +58,8 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
           "processed_at": now}),
         ("relay: claim a batch", relay._CLAIM[True], {"n": 500, "now": now}),
         ("sweep: changes past their timeout", sql.DUE_CHANGES, {"now": now, "n": 500}),
+        ("sweep: requests waiting for their Service Mail", sql.UNPROVISIONED_CHANGES,
+         {"now": now, "n": 500}),
         ("sweep: unmatched payments", sql.UNMATCHED_PAYMENTS,
          {"before": now, "n": 500}),
     ]  # fmt: skip

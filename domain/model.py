@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from domain import commands, errors
 from domain.errors import IllegalTransition
@@ -24,46 +23,9 @@ from domain.events import (
 from domain.mail import ServiceMail
 from domain.payment import Payment
 from domain.plans import Plan, PlanTable
+from domain.states import ALLOWED, REFUND_FOR_STATE, ChangeState, Transition
 
-
-class ChangeState(StrEnum):
-    RECEIVED = "received"
-    AWAITING_PAYMENT = "awaiting_payment"
-    APPLIED = "applied"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATES = frozenset(
-    {ChangeState.APPLIED, ChangeState.REJECTED, ChangeState.EXPIRED, ChangeState.CANCELLED}
-)
-
-_ALLOWED = {
-    ChangeState.RECEIVED: {ChangeState.AWAITING_PAYMENT, ChangeState.APPLIED, ChangeState.REJECTED},
-    ChangeState.AWAITING_PAYMENT: {
-        ChangeState.APPLIED,
-        ChangeState.REJECTED,
-        ChangeState.EXPIRED,
-        ChangeState.CANCELLED,
-    },
-}
-
-# The refund owed for a payment that reaches a change already in this state.
-_REFUND_FOR_STATE = {
-    ChangeState.APPLIED: "duplicate_payment",
-    ChangeState.EXPIRED: "change_expired",
-    ChangeState.CANCELLED: "change_cancelled",
-    ChangeState.REJECTED: "change_rejected",
-}
-
-
-@dataclass(frozen=True)
-class Transition:
-    from_state: ChangeState
-    to_state: ChangeState
-    reason: str | None
-    at: datetime
+__all__ = ["ChangeState", "QuotaChange", "Transition"]  # the states are read from here
 
 
 @dataclass
@@ -122,11 +84,15 @@ class QuotaChange:
         other_change_awaiting: bool,
         now: datetime,
         payment_timeout: timedelta,
+        provisioning_grace: timedelta = timedelta(0),
     ) -> list[DomainEvent]:
-        """Check a new request; apply it, await its payment, or refuse it."""
+        """Check a request; apply it, await its payment, or refuse it. Without its Service
+        Mail it waits in `received` (`expires_at` holds the end of the grace meanwhile)."""
+        if service_mail is None:
+            if self.expires_at is None:
+                self.expires_at = now + provisioning_grace
+            return [] if now < self.expires_at else [self._refuse_unknown_mail(now)]
         try:
-            if service_mail is None:
-                raise errors.UnknownServiceMail(f"No Service Mail {self.service_mail_id} is known.")
             service_mail.check_changeable_by(self.account_id)
             if other_change_awaiting:
                 raise errors.ChangeInProgress(
@@ -156,6 +122,34 @@ class QuotaChange:
             )
         ]
 
+    def provisioned(
+        self,
+        service_mail: ServiceMail,
+        plans: PlanTable,
+        *,
+        other_change_awaiting: bool,
+        now: datetime,
+        payment_timeout: timedelta,
+    ) -> list[DomainEvent]:
+        """Its Service Mail was provisioned: decided as usual within the grace; past it,
+        refused as the sweep would have refused it, whenever the sweep runs."""
+        if self.state is not ChangeState.RECEIVED:
+            return []
+        if self.expires_at is not None and self.expires_at <= now:
+            return [self._refuse_unknown_mail(now)]
+        return self.receive(
+            service_mail,
+            plans,
+            other_change_awaiting=other_change_awaiting,
+            now=now,
+            payment_timeout=payment_timeout,
+        )
+
+    @property
+    def awaits_provisioning(self) -> bool:
+        """Received for a Service Mail not provisioned yet: its payments and cancel wait."""
+        return self.state is ChangeState.RECEIVED
+
     def pay(
         self,
         payment: Payment,
@@ -163,9 +157,12 @@ class QuotaChange:
         plans: PlanTable,
         now: datetime,
     ) -> list[DomainEvent]:
-        """Use a payment for this change, or refund it with the contract's reason."""
+        """Use a payment for this change, or refund it with the contract's reason; while the
+        change awaits its Service Mail the payment is held."""
+        if self.awaits_provisioning:
+            return []
         if self.state is not ChangeState.AWAITING_PAYMENT:
-            reason = _REFUND_FOR_STATE[self.state]
+            reason = REFUND_FOR_STATE[self.state]
             if self.state is ChangeState.APPLIED and self.payment_id is None:
                 reason = "payment_mismatch"  # nothing was due: the money was never owed
             return [payment.refund(reason, self.service_mail_id)]
@@ -208,7 +205,10 @@ class QuotaChange:
         now: datetime,
     ) -> list[DomainEvent]:
         """What came before this request: its order's cancel, then its payments, oldest
-        first (each used or refunded as if it had come after)."""
+        first (each used or refunded as if it had come after). While the change awaits its
+        Service Mail they wait with it."""
+        if self.awaits_provisioning:
+            return []
         events = [] if early_cancel is None else self.cancel(early_cancel, now)
         for payment in held_payments:
             events += self.pay(payment, service_mail, plans, now)
@@ -272,12 +272,18 @@ class QuotaChange:
             self.request_id, self.order_id, self.service_mail_id, refusal.reason, refusal.detail
         )
 
+    def _refuse_unknown_mail(self, now: datetime) -> ChangeRejected:
+        self.expires_at = None  # the grace's end: no payment deadline was ever set
+        return self.reject(
+            errors.UnknownServiceMail(f"No Service Mail {self.service_mail_id} is known."), now
+        )
+
     def _apply(self, service_mail: ServiceMail, plan: Plan, now: datetime) -> QuotaChanged:
         self._move(ChangeState.APPLIED, None, now)
         return service_mail.apply_change(self, plan, now)
 
     def _move(self, to: ChangeState, reason: str | None, now: datetime) -> None:
-        if to not in _ALLOWED.get(self.state, set()):
+        if to not in ALLOWED.get(self.state, set()):
             raise IllegalTransition(f"change {self.request_id}: {self.state} -> {to}")
         self.transitions.append(Transition(self.state, to, reason, now))
         self.state = to

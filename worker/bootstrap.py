@@ -50,6 +50,7 @@ def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow
         payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
         now=now,
         expiry_grace=timedelta(seconds=settings.expiry_grace_seconds),
+        provisioning_grace=timedelta(seconds=settings.provisioning_grace_seconds),
     )
     bus = MessageBus(lambda: SqlUnitOfWork(database, settings.event_source, after_commit), deps)
     return Container(settings, database, client, bus)

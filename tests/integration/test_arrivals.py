@@ -119,3 +119,34 @@ def test_a_provisioning_into_a_ksuite_rejects_the_awaiting_change(shop: Shop) ->
     shop.send(order)
     shop.send(commands.ProvisionServiceMail(mail, account, "premium", 10, new_id("ks")))
     assert shop.change(order.order_id).reason == "managed_by_ksuite"
+
+
+def test_a_request_before_its_provisioning_waits_and_the_provisioning_decides_it(
+    shop: Shop, clock: Clock
+) -> None:
+    mail, account = new_id("sm"), new_id("acc")
+    order = shop.request(mail, account, expected=1, new=8)
+    assert shop.send(order) == "received"
+    assert shop.send(shop.payment(order.order_id)) == "payment_held"
+    clock.advance(seconds=GRACE - 1)
+    shop.send(commands.ProvisionServiceMail(mail, account, "starter", 1, None))
+    assert shop.change(order.order_id).state == "applied"
+    assert (shop.mail(mail).plan, shop.mail(mail).address_limit) == ("premium", 8)
+    assert shop.types(order_id=order.order_id) == [ACCEPTED, "mail.quota.changed"]
+
+
+def test_the_sweep_rejects_a_request_whose_mail_never_came_and_refunds_its_payment(
+    shop: Shop, graced: Container, clock: Clock
+) -> None:
+    order = shop.request(new_id("sm"), new_id("acc"), expected=1, new=8)
+    shop.send(order)
+    payment = shop.payment(order.order_id)
+    shop.send(payment)
+    clock.advance(seconds=GRACE - 1)
+    graced.bus.sweep()
+    assert shop.change(order.order_id).state == "received"
+    clock.advance(seconds=1)
+    graced.bus.sweep()
+    assert shop.change(order.order_id).reason == "unknown_service_mail"
+    assert shop.payment_row(payment.payment_id).refund_reason == "change_rejected"
+    assert shop.types(order_id=order.order_id) == [REJECTED, REFUND]

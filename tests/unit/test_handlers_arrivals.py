@@ -30,7 +30,7 @@ class World:
         self.store = InMemoryStore()
         deps = Deps(
             plans or PlanTable.default(), TIMEOUT, lambda: self.now,
-            expiry_grace=GRACE,
+            expiry_grace=GRACE, provisioning_grace=GRACE,
         )  # fmt: skip
         self.bus = MessageBus(lambda: InMemoryUnitOfWork(self.store, "test", _ignore), deps)
         self.n = 0
@@ -155,3 +155,69 @@ def test_a_provisioning_that_keeps_owner_and_no_ksuite_leaves_the_change_awaitin
     assert world.provision(plan="premium") == "updated"
     assert world.state() == "awaiting_payment"
     assert world.pay() == "applied"
+
+
+# -- requests before their Service Mail -----------------------------------------------------
+def test_a_request_before_its_provisioning_waits_and_is_decided_by_it() -> None:
+    world = World()
+    assert world.request() == "received"
+    assert world.pay() == "payment_held"
+    assert world.outbox() == []
+    world.now = T0 + GRACE - timedelta(seconds=1)
+    assert world.provision() == "created"
+    assert (world.state(), world.outbox()) == ("applied", ["change.accepted", "changed"])
+    assert world.store.tables.payments["pay-1"]["status"] == "used"
+
+
+def test_the_sweep_rejects_a_request_whose_mail_never_came_and_refunds_its_payment() -> None:
+    world = World()
+    world.request()
+    world.pay()
+    world.now = T0 + GRACE - timedelta(seconds=1)
+    assert world.bus.sweep().decided == 0
+    world.now = T0 + GRACE
+    assert world.bus.sweep().decided == 1
+    change = world.store.tables.quota_changes["req-ord-1"]
+    assert (change["state"], change["reason"]) == ("rejected", "unknown_service_mail")
+    assert world.outbox() == ["change.rejected", "refund.required"]
+    assert world.store.tables.payments["pay-1"]["refund_reason"] == "change_rejected"
+
+
+def test_a_provisioning_after_the_grace_rejects_the_waiting_request_as_the_sweep_would() -> None:
+    world = World()
+    world.request()
+    world.now = T0 + GRACE
+    world.provision()
+    assert world.store.tables.quota_changes["req-ord-1"]["reason"] == "unknown_service_mail"
+
+
+def test_a_cancel_while_the_request_waits_for_its_mail_cancels_it_once_decided() -> None:
+    world = World()
+    world.request()
+    assert world.send(commands.CancelQuotaChange("ord-1", "cart left")) == "cancel_held"
+    world.provision()
+    assert world.state() == "cancelled"
+    assert world.pay() == "refund:change_cancelled"
+
+
+def test_two_requests_waiting_for_one_mail_are_decided_oldest_first() -> None:
+    world = World()
+    world.request(order="ord-1")
+    world.now += timedelta(seconds=1)
+    world.request(order="ord-2", new=30)
+    world.provision()
+    assert (world.state("ord-1"), world.state("ord-2")) == ("awaiting_payment", "rejected")
+    assert world.store.tables.quota_changes["req-ord-2"]["reason"] == "change_in_progress"
+
+
+def test_a_request_that_missed_its_provisioning_is_decided_by_the_next_sweep() -> None:
+    """The race on PostgreSQL: the request's transaction read no Service Mail, and the
+    provisioning's did not see the request yet. The sweep decides it as usual."""
+    world = World()
+    world.request()
+    world.store.tables.service_mails["sm-1"] = {
+        "id": "sm-1", "account_id": "acc-1", "plan": "premium", "address_limit": 10,
+        "ksuite_id": None, "version": 0, "updated_at": T0,
+    }  # fmt: skip
+    assert world.bus.sweep().decided == 1
+    assert world.state() == "awaiting_payment"

@@ -143,3 +143,37 @@ def test_a_recheck_leaves_an_unchanged_owner_and_a_decided_change_alone() -> Non
     assert c.recheck_owner(mail(), NOW) == [] and c.state is ChangeState.AWAITING_PAYMENT
     c.expire(NOW + TIMEOUT)
     assert c.recheck_owner(mail(account_id="acc-2"), NOW) == []
+
+
+# -- requests before their Service Mail ---------------------------------------------------------
+def test_a_request_without_its_mail_waits_in_received_until_the_end_of_its_grace() -> None:
+    c = change()
+    kw = {"other_change_awaiting": False, "payment_timeout": TIMEOUT, "provisioning_grace": GRACE}
+    assert c.receive(None, PLANS, now=NOW, **kw) == []  # type: ignore[arg-type]
+    assert (c.state, c.expires_at) == (ChangeState.RECEIVED, NOW + GRACE)
+    assert c.receive(None, PLANS, now=NOW + GRACE - timedelta(seconds=1), **kw) == []  # type: ignore[arg-type]
+    [_rejected] = c.receive(None, PLANS, now=NOW + GRACE, **kw)  # type: ignore[arg-type]
+    assert (c.state, c.reason, c.expires_at) == (ChangeState.REJECTED, "unknown_service_mail", None)
+
+
+def test_a_waiting_request_holds_its_payments_and_its_cancel() -> None:
+    c = change()
+    c.receive(
+        None, PLANS, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT,
+        provisioning_grace=GRACE,
+    )  # fmt: skip
+    p = paid(NOW)
+    assert c.pay(p, None, PLANS, NOW) == [] and p.refund_reason is None
+    assert c.catch_up("cart left", [p], None, PLANS, NOW) == []
+    assert c.state is ChangeState.RECEIVED
+
+
+def test_a_waiting_request_is_decided_when_its_mail_is_provisioned_within_the_grace() -> None:
+    c, sm = change(), mail()
+    c.receive(
+        None, PLANS, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT,
+        provisioning_grace=GRACE,
+    )  # fmt: skip
+    later = NOW + GRACE - timedelta(seconds=1)
+    c.provisioned(sm, PLANS, other_change_awaiting=False, now=later, payment_timeout=TIMEOUT)
+    assert (c.state, c.expires_at) == (ChangeState.AWAITING_PAYMENT, later + TIMEOUT)

@@ -181,6 +181,16 @@ class InMemoryRepository(Repository):
         due.sort(key=lambda c: c["expires_at"])
         return [(c["request_id"], c["order_id"]) for c in due[:limit]]
 
+    def unprovisioned_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        waiting = [
+            c
+            for c in self._changes()
+            if c["state"] == ChangeState.RECEIVED.value
+            and (c["expires_at"] <= now or c["service_mail_id"] in self.t.service_mails)
+        ]
+        waiting.sort(key=lambda c: c["expires_at"])
+        return [(c["request_id"], c["order_id"]) for c in waiting[:limit]]
+
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
         pending = [
             p

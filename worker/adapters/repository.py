@@ -151,6 +151,10 @@ class SqlRepository(Repository):
             for r in self._rows(sql.DUE_CHANGES, {"now": now, "n": limit})
         ]
 
+    def unprovisioned_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        found = self._rows(sql.UNPROVISIONED_CHANGES, {"now": now, "n": limit})
+        return [(r.request_id, r.order_id) for r in found]
+
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
         found = self._rows(sql.UNMATCHED_PAYMENTS, {"before": received_before, "n": limit})
         return [(r.payment_id, r.order_id) for r in found]

@@ -148,6 +148,20 @@ DUE_CHANGES = (
     .order_by(t.quota_changes.c.expires_at)
     .limit(bindparam("n"))
 )
+# Changes received for an unknown Service Mail: past their grace, or provisioned meanwhile
+# (a request that committed after its provisioning read; ix_quota_changes_received_grace).
+UNPROVISIONED_CHANGES = (
+    select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
+    .where(
+        t.quota_changes.c.state == RECEIVED,
+        or_(
+            t.quota_changes.c.expires_at <= bindparam("now"),
+            exists().where(t.service_mails.c.id == t.quota_changes.c.service_mail_id),
+        ),
+    )
+    .order_by(t.quota_changes.c.expires_at)
+    .limit(bindparam("n"))
+)
 UNMATCHED_PAYMENTS = (
     select(t.payments.c.payment_id, t.payments.c.order_id)
     .where(

@@ -167,7 +167,7 @@ def _changes_by_state(conn: Connection) -> dict[str, int]:
     rows = conn.execute(
         select(t.quota_changes.c.state, func.count()).group_by(t.quota_changes.c.state)
     )
-    counts = {state.value: 0 for state in ChangeState if state is not ChangeState.RECEIVED}
+    counts = {state.value: 0 for state in ChangeState}
     counts.update({state: n for state, n in rows})
     return counts
 

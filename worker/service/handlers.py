@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain import commands, errors
-from domain.events import ChangeRejected
+from domain.events import ChangeRejected, DomainEvent
 from domain.mail import ServiceMail
 from domain.model import QuotaChange
 from domain.payment import Payment
 from domain.plans import PlanTable
 from domain.provisioning import recheck_open_changes
 from worker.service.outcomes import DUPLICATE, Kind, Outcome
+from worker.service.repository import RequestFacts
 from worker.service.uow import UnitOfWork
 
 
@@ -30,6 +31,8 @@ class Deps:
     now: Callable[[], datetime]
     # How long after its deadline a change still waits for a payment made in time.
     expiry_grace: timedelta = timedelta(0)
+    # How long a request for an unknown Service Mail waits for its provisioning.
+    provisioning_grace: timedelta = timedelta(0)
 
 
 def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps) -> Outcome:
@@ -40,6 +43,16 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
             return DUPLICATE
         uow.emit([change.reject(facts.existing.conflict_with(change), now)])  # not stored
         return Outcome(Kind.REJECTED, errors.IdempotencyConflict.reason)
+    uow.repo.add(change)
+    uow.emit(_decide(change, facts, deps, now))
+    return Outcome.of_change(change)
+
+
+def _decide(
+    change: QuotaChange, facts: RequestFacts, deps: Deps, now: datetime
+) -> list[DomainEvent]:
+    """A request's decision, and then what its order held (on arrival, or by the sweep once
+    it has waited for its Service Mail)."""
     mail, plans = facts.mail, deps.plans
     events = change.receive(
         mail,
@@ -47,11 +60,9 @@ def request_change(cmd: commands.RequestQuotaChange, uow: UnitOfWork, deps: Deps
         other_change_awaiting=facts.other_change_awaiting,
         now=now,
         payment_timeout=deps.payment_timeout,
+        provisioning_grace=deps.provisioning_grace,
     )
-    events += change.catch_up(facts.early_cancel, facts.held_payments, mail, plans, now)
-    uow.repo.add(change)
-    uow.emit(events)
-    return Outcome.of_change(change)
+    return events + change.catch_up(facts.early_cancel, facts.held_payments, mail, plans, now)
 
 
 def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -> Outcome:
@@ -70,7 +81,7 @@ def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -
 
 def cancel_change(cmd: commands.CancelQuotaChange, uow: UnitOfWork, deps: Deps) -> Outcome:
     now, change = deps.now(), uow.repo.change_of_order(cmd.order_id)
-    if change is None:
+    if change is None or change.awaits_provisioning:
         uow.repo.hold_early_cancel(cmd.order_id, cmd.reason, now)
         return Outcome(Kind.CANCEL_HELD)
     events = change.cancel(cmd.reason, now)
@@ -91,7 +102,11 @@ def provision(cmd: commands.ProvisionServiceMail, uow: UnitOfWork, deps: Deps) -
     assert mail is not None  # Service Mails are never deleted
     if not created:
         mail.provision_again(cmd)
-    uow.emit(recheck_open_changes(mail, facts.open_changes, now))
+    uow.emit(
+        recheck_open_changes(
+            mail, facts.open_changes, deps.plans, now=now, payment_timeout=deps.payment_timeout
+        )
+    )
     return Outcome(Kind.CREATED if created else Kind.UPDATED)
 
 
@@ -126,6 +141,16 @@ def expire_change(
     events = change.expire(deps.now(), grace=deps.expiry_grace, operator_reason=operator_reason)
     uow.emit(events)
     return bool(events)
+
+
+def decide_received(request_id: str, order_id: str, uow: UnitOfWork, deps: Deps) -> bool:
+    """The sweep's: a change still waiting for its Service Mail, past its grace (refused,
+    its payments refunded) or whose Service Mail was provisioned meanwhile (decided)."""
+    change = uow.repo.change_of_order(order_id)
+    if change is None or change.request_id != request_id or not change.awaits_provisioning:
+        return False
+    uow.emit(_decide(change, uow.repo.request_facts(change), deps, deps.now()))
+    return not change.awaits_provisioning
 
 
 def refund_unmatched_payment(payment_id: str, order_id: str, uow: UnitOfWork, deps: Deps) -> bool:

@@ -137,6 +137,11 @@ class Repository(ABC):
         """(request id, order id) of changes past their deadline, oldest first."""
 
     @abstractmethod
+    def unprovisioned_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(request id, order id) of changes received for a Service Mail not provisioned,
+        whose grace ended by `now` or whose Service Mail exists meanwhile; oldest first."""
+
+    @abstractmethod
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
         """(payment id, order id) of payments still pending, oldest first."""
 

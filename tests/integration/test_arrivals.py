@@ -150,3 +150,20 @@ def test_the_sweep_rejects_a_request_whose_mail_never_came_and_refunds_its_payme
     assert shop.change(order.order_id).reason == "unknown_service_mail"
     assert shop.payment_row(payment.payment_id).refund_reason == "change_rejected"
     assert shop.types(order_id=order.order_id) == [REJECTED, REFUND]
+
+
+def test_a_provisioning_outside_the_plans_bounds_is_recorded_and_a_status_problem(
+    shop: Shop, graced: Container, settings: Settings
+) -> None:
+    mail, account = shop.provision(plan="premium", limit=10)
+    shop.send(commands.ProvisionServiceMail(mail, account, "starter", 10, None))
+    row = shop.mail(mail)
+    assert (row.plan, row.address_limit) == ("starter", 10)
+    assert row.outside_plan == "limit 10 is above the starter maximum 1"
+    status = queries.snapshot(
+        graced, create_app(settings), queries.Thresholds(require_worker=False), ask_workers=False
+    )
+    assert status.outside_plan >= 1
+    assert any("outside their plan's bounds" in p for p in status.problems)
+    shop.send(commands.ProvisionServiceMail(mail, account, "premium", 10, None))
+    assert shop.mail(mail).outside_plan is None

@@ -217,7 +217,7 @@ def test_a_request_that_missed_its_provisioning_is_decided_by_the_next_sweep() -
     world.request()
     world.store.tables.service_mails["sm-1"] = {
         "id": "sm-1", "account_id": "acc-1", "plan": "premium", "address_limit": 10,
-        "ksuite_id": None, "version": 0, "updated_at": T0,
+        "ksuite_id": None, "version": 0, "updated_at": T0, "outside_plan": None,
     }  # fmt: skip
     assert world.bus.sweep().decided == 1
     assert world.state() == "awaiting_payment"

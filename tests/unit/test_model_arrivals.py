@@ -4,8 +4,10 @@ that wait for their Service Mail. Pure domain, no I/O."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from domain import commands
 from domain.events import ChangeExpired, ChangeRejected, QuotaChanged, RefundRequired
 from domain.mail import ServiceMail
 from domain.model import ChangeState, QuotaChange
@@ -177,3 +179,22 @@ def test_a_waiting_request_is_decided_when_its_mail_is_provisioned_within_the_gr
     later = NOW + GRACE - timedelta(seconds=1)
     c.provisioned(sm, PLANS, other_change_awaiting=False, now=later, payment_timeout=TIMEOUT)
     assert (c.state, c.expires_at) == (ChangeState.AWAITING_PAYMENT, later + TIMEOUT)
+
+
+# -- provisioning outside the plan's bounds ----------------------------------------------------
+def test_a_provisioning_to_a_plan_whose_bounds_exclude_the_limit_is_recorded_not_changed() -> None:
+    sm = mail(address_limit=60)
+    again = commands.ProvisionServiceMail("sm-1", "acc-1", "premium", 60, None)
+    sm.provision_again(again, CHAIN)
+    assert (sm.address_limit, sm.outside_plan) == (60, "limit 60 is above the premium maximum 50")
+    sm.provision_again(replace(again, plan="business"), CHAIN)
+    assert sm.outside_plan is None
+
+
+def test_a_new_mail_below_its_plans_minimum_is_recorded_and_a_change_clears_it() -> None:
+    cmd = commands.ProvisionServiceMail("sm-1", "acc-1", "business", 10, None)
+    sm = ServiceMail.provisioned(cmd, CHAIN)
+    assert sm.outside_plan == "limit 10 is below the business minimum 20"
+    c = change(new=30, expected=10, amount=0)
+    c.receive(sm, CHAIN, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
+    assert (sm.address_limit, sm.outside_plan) == (30, None)

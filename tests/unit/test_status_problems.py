@@ -19,3 +19,10 @@ def test_a_healthy_snapshot_has_no_problem() -> None:
 def test_a_reused_payment_id_is_a_problem_whatever_the_dead_letter_threshold() -> None:
     [problem] = problems(_status(payment_id_conflicts=2), Thresholds(max_dead_letters=10))
     assert problem.startswith("2 payments reuse a payment_id with another order")
+
+
+def test_service_mails_outside_their_plan_are_a_problem_naming_the_first_few() -> None:
+    examples = [{"id": "sm-1", "why": "limit 60 is above the premium maximum 50"}]
+    [problem] = problems(_status(outside_plan=3, outside_plan_examples=examples), Thresholds())
+    assert problem.startswith("3 Service Mails are outside their plan's bounds")
+    assert "sm-1: limit 60 is above the premium maximum 50 and 2 more" in problem

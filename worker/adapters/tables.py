@@ -68,6 +68,14 @@ service_mails = Table(
     Column("ksuite_id", ID, nullable=True),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Why the limit is outside its plan's bounds, as a provisioning left it (status).
+    Column("outside_plan", String(200), nullable=True),
+    Index(
+        "ix_service_mails_outside_plan",
+        "id",
+        postgresql_where=text("outside_plan IS NOT NULL"),
+        sqlite_where=text("outside_plan IS NOT NULL"),
+    ),
 )
 
 addresses = Table(

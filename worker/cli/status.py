@@ -102,6 +102,7 @@ def _changes_table(snap: queries.Status) -> Table:
         changes.add_row(cell(state), str(count))
     changes.add_row("oldest awaiting payment", _age(snap.oldest_awaiting_seconds))
     changes.add_row("payments held (no order yet)", str(snap.payments_held))
+    changes.add_row("Service Mails outside their plan", str(snap.outside_plan))
     return changes
 
 

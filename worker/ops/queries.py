@@ -49,6 +49,9 @@ class Status:
     refunds_unpublished: int
     # Stored dead letters of a payment id reused with another order, amount or currency.
     payment_id_conflicts: int = 0
+    # Service Mails a provisioning left outside their plan's bounds: how many, the first few.
+    outside_plan: int = 0
+    outside_plan_examples: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -131,6 +134,10 @@ def snapshot(
                     t.dead_letters.c.error.startswith(PAYMENT_ID_CONFLICT),
                 )
             ).scalar_one(),
+            outside_plan=conn.execute(
+                select(func.count()).where(t.service_mails.c.outside_plan.is_not(None))
+            ).scalar_one(),
+            outside_plan_examples=_outside_plan(conn),
         )
     status.problems = problems(status, thresholds)
     return status
@@ -158,6 +165,14 @@ def problems(status: Status, limits: Thresholds) -> list[str]:
             "amount or currency and are neither applied nor refunded: see "
             "`quota-worker dead-letters list` (error idempotency_conflict)"
         )
+    if status.outside_plan:
+        shown = "; ".join(f"{m['id']}: {m['why']}" for m in status.outside_plan_examples)
+        more = status.outside_plan - len(status.outside_plan_examples)
+        found.append(
+            f"{status.outside_plan} Service Mails are outside their plan's bounds as provisioned "
+            f"(the limit changes only through a request): {shown}"
+            + (f" and {more} more" if more > 0 else "")
+        )
     if limits.require_worker and not status.workers:
         found.append("no worker answered: is `quota-worker run` up?")
     return found
@@ -179,6 +194,17 @@ def _oldest_awaiting(conn: Connection) -> datetime | None:
         )
     ).scalar_one()
     return oldest
+
+
+def _outside_plan(conn: Connection, shown: int = 5) -> list[dict[str, Any]]:
+    mails = t.service_mails
+    rows = conn.execute(
+        select(mails.c.id, mails.c.outside_plan)
+        .where(mails.c.outside_plan.is_not(None))
+        .order_by(mails.c.id)
+        .limit(shown)
+    )
+    return [{"id": r.id, "why": r.outside_plan} for r in rows]
 
 
 def _dead_letter_summary(conn: Connection) -> list[dict[str, Any]]:

@@ -96,12 +96,12 @@ def provision(cmd: commands.ProvisionServiceMail, uow: UnitOfWork, deps: Deps) -
         )
     now, facts = deps.now(), uow.repo.provisioning_facts(cmd.service_mail_id)
     created = facts.mail is None and uow.repo.add_service_mail_if_absent(
-        ServiceMail.provisioned(cmd), now
+        ServiceMail.provisioned(cmd, deps.plans), now
     )
     mail = facts.mail or uow.repo.service_mail(cmd.service_mail_id)
     assert mail is not None  # Service Mails are never deleted
     if not created:
-        mail.provision_again(cmd)
+        mail.provision_again(cmd, deps.plans)
     uow.emit(
         recheck_open_changes(
             mail, facts.open_changes, deps.plans, now=now, payment_timeout=deps.payment_timeout

@@ -156,9 +156,11 @@ class QuotaChange:
         service_mail: ServiceMail | None,
         plans: PlanTable,
         now: datetime,
+        grace: timedelta = timedelta(0),
     ) -> list[DomainEvent]:
         """Use a payment for this change, or refund it with the contract's reason; while the
-        change awaits its Service Mail the payment is held."""
+        change awaits its Service Mail the payment is held. One not made in time, or coming
+        once the expiry's grace has passed, expires the change as the sweep would."""
         if self.awaits_provisioning:
             return []
         if self.state is not ChangeState.AWAITING_PAYMENT:
@@ -166,7 +168,7 @@ class QuotaChange:
             if self.state is ChangeState.APPLIED and self.payment_id is None:
                 reason = "payment_mismatch"  # nothing was due: the money was never owed
             return [payment.refund(reason, self.service_mail_id)]
-        if not self.in_time(payment):
+        if not self.in_time(payment) or self.is_due(now, grace):
             self._move(ChangeState.EXPIRED, None, now)
             return [
                 ChangeExpired(self.request_id, self.order_id, self.service_mail_id),
@@ -214,11 +216,13 @@ class QuotaChange:
             events += self.pay(payment, service_mail, plans, now)
         return events
 
-    def recheck_owner(self, service_mail: ServiceMail, now: datetime) -> list[DomainEvent]:
+    def recheck_owner(
+        self, service_mail: ServiceMail, now: datetime, grace: timedelta = timedelta(0)
+    ) -> list[DomainEvent]:
         """A change awaiting payment whose Service Mail was provisioned to another owner or
-        into a kSuite is refused at once."""
-        if self.state is not ChangeState.AWAITING_PAYMENT:
-            return []
+        into a kSuite is refused at once (one already past its expiry's grace expires)."""
+        if self.state is not ChangeState.AWAITING_PAYMENT or self.is_due(now, grace):
+            return self.expire(now, grace=grace)
         try:
             service_mail.check_changeable_by(self.account_id)
         except errors.Rejected as refusal:
@@ -235,10 +239,13 @@ class QuotaChange:
             f"Order {incoming.order_id} already holds change request {self.request_id}."
         )
 
-    def cancel(self, reason: str, now: datetime) -> list[DomainEvent]:
-        """Cancel a change awaiting payment; anything else is left as it is."""
-        if self.state is not ChangeState.AWAITING_PAYMENT:
-            return []
+    def cancel(
+        self, reason: str, now: datetime, grace: timedelta = timedelta(0)
+    ) -> list[DomainEvent]:
+        """Cancel a change awaiting payment; anything else is left as it is (one already past
+        its expiry's grace expires, whenever the sweep runs)."""
+        if self.state is not ChangeState.AWAITING_PAYMENT or self.is_due(now, grace):
+            return self.expire(now, grace=grace)
         self._move(ChangeState.CANCELLED, reason, now)
         return [ChangeCancelled(self.request_id, self.order_id, self.service_mail_id, reason)]
 

@@ -32,13 +32,14 @@ def recheck_open_changes(
     *,
     now: datetime,
     payment_timeout: timedelta,
+    expiry_grace: timedelta = timedelta(0),
 ) -> list[DomainEvent]:
     """Recheck, in order, the changes open on `mail` after its provisioning."""
     events: list[DomainEvent] = []
     for item in open_changes:
         change = item.change
         if change.state is ChangeState.AWAITING_PAYMENT:
-            events += change.recheck_owner(mail, now)
+            events += change.recheck_owner(mail, now, expiry_grace)
             continue
         awaiting = any(o.change.state is ChangeState.AWAITING_PAYMENT for o in open_changes)
         events += change.provisioned(

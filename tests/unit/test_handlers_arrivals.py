@@ -221,3 +221,18 @@ def test_a_request_that_missed_its_provisioning_is_decided_by_the_next_sweep() -
     }  # fmt: skip
     assert world.bus.sweep().decided == 1
     assert world.state() == "awaiting_payment"
+
+
+def test_a_cancel_after_the_grace_finds_the_change_expired_though_no_sweep_ran(
+    world: World,
+) -> None:
+    world.request()
+    world.now = DEADLINE + GRACE
+    assert world.send(commands.CancelQuotaChange("ord-1", "late")) == "ignored:expired"
+    assert world.outbox() == ["change.accepted", "change.expired"]
+
+
+def test_a_payment_in_time_after_the_grace_is_refunded_though_no_sweep_ran(world: World) -> None:
+    world.request()
+    world.now = DEADLINE + GRACE
+    assert world.pay(paid_at=DEADLINE) == "refund:change_expired"

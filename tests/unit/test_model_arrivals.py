@@ -47,7 +47,7 @@ DEADLINE = NOW + TIMEOUT
 # -- payment in time, by paid_at ---------------------------------------------------
 def test_a_payment_made_by_the_deadline_is_applied_though_it_arrives_after_it() -> None:
     c, sm = awaiting(), mail()
-    events = c.pay(paid(DEADLINE), sm, PLANS, DEADLINE + GRACE - timedelta(seconds=1))
+    events = c.pay(paid(DEADLINE), sm, PLANS, DEADLINE + GRACE - timedelta(seconds=1), GRACE)
     assert [type(e) for e in events] == [QuotaChanged] and sm.address_limit == 20
 
 
@@ -198,3 +198,20 @@ def test_a_new_mail_below_its_plans_minimum_is_recorded_and_a_change_clears_it()
     c = change(new=30, expected=10, amount=0)
     c.receive(sm, CHAIN, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT)
     assert (sm.address_limit, sm.outside_plan) == (30, None)
+
+
+# -- past the expiry's grace, whatever reaches the change first expires it ----------------
+def test_a_payment_in_time_arriving_once_the_grace_has_passed_expires_the_change() -> None:
+    c = awaiting()
+    [expired, refund] = c.pay(paid(DEADLINE), mail(), PLANS, DEADLINE + GRACE, GRACE)
+    assert isinstance(expired, ChangeExpired) and refund.reason == "change_expired"  # type: ignore[union-attr]
+
+
+def test_a_cancel_or_a_provisioning_past_the_grace_expires_the_change_as_the_sweep_would() -> None:
+    c = awaiting()
+    assert [type(e) for e in c.cancel("cart left", DEADLINE + GRACE, GRACE)] == [ChangeExpired]
+    other = awaiting()
+    assert [
+        type(e) for e in other.recheck_owner(mail(account_id="acc-2"), DEADLINE + GRACE, GRACE)
+    ] == [ChangeExpired]
+    assert (c.state, other.state) == (ChangeState.EXPIRED, ChangeState.EXPIRED)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from domain import commands, errors
 from domain.events import ChangeRejected, DomainEvent
 from domain.mail import ServiceMail
-from domain.model import QuotaChange
+from domain.model import ChangeState, QuotaChange
 from domain.payment import Payment
 from domain.plans import PlanTable
 from domain.provisioning import recheck_open_changes
@@ -75,7 +75,7 @@ def confirm_payment(cmd: commands.ConfirmPayment, uow: UnitOfWork, deps: Deps) -
     uow.repo.add(payment)
     if facts.change is None:
         return Outcome(Kind.PAYMENT_HELD)  # the request may still come; else the sweep refunds
-    uow.emit(facts.change.pay(payment, facts.mail, deps.plans, now))
+    uow.emit(facts.change.pay(payment, facts.mail, deps.plans, now, deps.expiry_grace))
     return Outcome.of_payment(facts.change, payment)
 
 
@@ -84,9 +84,11 @@ def cancel_change(cmd: commands.CancelQuotaChange, uow: UnitOfWork, deps: Deps) 
     if change is None or change.awaits_provisioning:
         uow.repo.hold_early_cancel(cmd.order_id, cmd.reason, now)
         return Outcome(Kind.CANCEL_HELD)
-    events = change.cancel(cmd.reason, now)
+    events = change.cancel(cmd.reason, now, deps.expiry_grace)
     uow.emit(events)
-    return Outcome(Kind.CANCELLED) if events else Outcome(Kind.IGNORED, change.state.value)
+    if events and change.state is ChangeState.CANCELLED:
+        return Outcome(Kind.CANCELLED)
+    return Outcome(Kind.IGNORED, change.state.value)  # an expiry it met counts as expired
 
 
 def provision(cmd: commands.ProvisionServiceMail, uow: UnitOfWork, deps: Deps) -> Outcome:
@@ -104,7 +106,12 @@ def provision(cmd: commands.ProvisionServiceMail, uow: UnitOfWork, deps: Deps) -
         mail.provision_again(cmd, deps.plans)
     uow.emit(
         recheck_open_changes(
-            mail, facts.open_changes, deps.plans, now=now, payment_timeout=deps.payment_timeout
+            mail,
+            facts.open_changes,
+            deps.plans,
+            now=now,
+            payment_timeout=deps.payment_timeout,
+            expiry_grace=deps.expiry_grace,
         )
     )
     return Outcome(Kind.CREATED if created else Kind.UPDATED)

@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 from sqlalchemy import text
 
 from domain import commands, errors
@@ -84,7 +90,17 @@ class Quotas(RuleBasedStateMachine):
         return data.draw(st.sampled_from([new_id("st-acc"), *self.accounts]))
 
     # -- provisioning ---------------------------------------------------------------
-    @precondition(lambda self: len(self.model.mails) < 3)  # few mails: their orders collide
+    @initialize()
+    def two_service_mails(self) -> None:
+        """A Premium and a Starter to begin with, so that orders meet Service Mails early."""
+        for plan, limit in (("premium", 10), ("starter", 1)):
+            mail_id, account = new_id("st-sm"), new_id("st-acc")
+            self.accounts.append(account)
+            cmd = commands.ProvisionServiceMail(mail_id, account, plan, limit, None)
+            assert self.send(cmd) == "created"
+            self.model.provision(mail_id, account, plan, limit, None, self.now)
+
+    @precondition(lambda self: len(self.model.mails) < 4)  # few mails: their orders collide
     @rule(data=st.data())
     def provision(self, data: st.DataObject) -> None:
         pool = [m for m in self.unknown if m not in self.model.mails]
@@ -153,6 +169,30 @@ class Quotas(RuleBasedStateMachine):
         )  # fmt: skip
         self.model.request(order_id, order, self.now)
 
+    def _free_mails(self) -> list[str]:
+        return [m for m, mail in self.model.mails.items() if mail.awaiting is None]
+
+    @precondition(lambda self: self._free_mails())
+    @rule(data=st.data())
+    def order_a_raise(self, data: st.DataObject) -> None:
+        """The usual order: its owner raises the limit of a Service Mail, to pay for (most
+        then await payment, which the rules around deadlines need)."""
+        mail_id = data.draw(st.sampled_from(self._free_mails()))
+        mail = self.model.mails[mail_id]
+        new = data.draw(st.sampled_from([mail.limit + 5, mail.limit + 40, 100]))
+        order_id, request_id = new_id("st-ord"), new_id("st-req")
+        self.send(
+            commands.RequestQuotaChange(
+                request_id, order_id, mail.account, mail_id, mail.limit, new, 500, "CHF",
+                REQUESTED_AT,
+            )
+        )  # fmt: skip
+        order = Order(
+            mail=mail_id, account=mail.account, request_id=request_id, expected=mail.limit,
+            new=new, amount=500,
+        )  # fmt: skip
+        self.model.request(order_id, order, self.now)
+
     @rule(data=st.data())
     def pay(self, data: st.DataObject) -> None:
         if self.payment_commands and data.draw(st.integers(0, 5)) == 0:
@@ -202,8 +242,14 @@ class Quotas(RuleBasedStateMachine):
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
         order_id = self._pick(data, list(self.model.orders), "st-ord")
-        if self.awaiting() and data.draw(st.booleans()):
-            order_id = data.draw(st.sampled_from(self.awaiting()))
+        self.send(commands.CancelQuotaChange(order_id, "cart left"))
+        self.model.cancel(order_id, self.now)
+
+    @precondition(lambda self: self.awaiting())
+    @rule(data=st.data())
+    def cancel_awaiting(self, data: st.DataObject) -> None:
+        """The customer leaves the cart of a change awaiting payment, however late."""
+        order_id = data.draw(st.sampled_from(self.awaiting()))
         self.send(commands.CancelQuotaChange(order_id, "cart left"))
         self.model.cancel(order_id, self.now)
 
@@ -220,6 +266,26 @@ class Quotas(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from(STEPS))
     def time_passes(self, seconds: int) -> None:
         self.clock.advance(seconds=seconds)
+
+    @precondition(lambda self: self._deadlines())
+    @rule(data=st.data())
+    def time_reaches_a_deadline(self, data: st.DataObject) -> None:
+        """The clock moves to just around a change's deadline, or the end of its grace."""
+        deadline = data.draw(st.sampled_from(self._deadlines()))
+        grace = int(EXPIRY_GRACE.total_seconds())
+        offset = data.draw(st.sampled_from([-1, 0, 1, grace - 1, grace, grace + 1]))
+        moved = deadline + timedelta(seconds=offset) - self.now
+        if moved > timedelta(0):
+            self.clock.advance(seconds=moved.total_seconds())
+
+    def _deadlines(self) -> list[datetime]:
+        open_states = ("received", "awaiting_payment")
+        return [
+            o.deadline
+            for o in self.model.orders.values()
+            if o.state in open_states and o.deadline is not None
+            and o.deadline + EXPIRY_GRACE >= self.now
+        ]  # fmt: skip
 
     @rule()
     def sweep(self) -> None:

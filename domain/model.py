@@ -92,6 +92,7 @@ class QuotaChange:
             if self.expires_at is None:
                 self.expires_at = now + provisioning_grace
             return [] if now < self.expires_at else [self._refuse_unknown_mail(now)]
+        self.expires_at = None  # the end of a grace it waited for, if any
         try:
             service_mail.check_changeable_by(self.account_id)
             if other_change_awaiting:

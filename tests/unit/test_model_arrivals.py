@@ -215,3 +215,14 @@ def test_a_cancel_or_a_provisioning_past_the_grace_expires_the_change_as_the_swe
         type(e) for e in other.recheck_owner(mail(account_id="acc-2"), DEADLINE + GRACE, GRACE)
     ] == [ChangeExpired]
     assert (c.state, other.state) == (ChangeState.EXPIRED, ChangeState.EXPIRED)
+
+
+def test_a_waiting_request_refused_once_its_mail_comes_keeps_no_deadline() -> None:
+    c = change()
+    c.receive(
+        None, PLANS, other_change_awaiting=False, now=NOW, payment_timeout=TIMEOUT,
+        provisioning_grace=GRACE,
+    )  # fmt: skip
+    c.provisioned(mail(account_id="acc-2"), PLANS, other_change_awaiting=False, now=NOW,
+                  payment_timeout=TIMEOUT)  # fmt: skip
+    assert (c.state, c.reason, c.expires_at) == (ChangeState.REJECTED, "not_owner", None)

@@ -57,6 +57,11 @@ class IdempotencyConflict(Rejected):
     reason = "idempotency_conflict"
 
 
+class PaymentIdConflict(IdempotencyConflict):
+    """A payment id seen again with another order, amount or currency: neither applied
+    nor dropped, but kept as a dead letter for an operator."""
+
+
 class PaymentMismatch(Rejected):
     reason = "payment_mismatch"
 

@@ -29,14 +29,27 @@ class ServiceMail:
     ksuite_id: str | None = None
     version: int = 0
     addresses_in_use: int = 0
+    # Why the limit is outside its plan's bounds, as a provisioning left it; None within.
+    outside_plan: str | None = None
 
     @classmethod
-    def provisioned(cls, cmd: commands.ProvisionServiceMail) -> ServiceMail:
-        return cls(cmd.service_mail_id, cmd.account_id, cmd.plan, cmd.address_limit, cmd.ksuite_id)
+    def provisioned(cls, cmd: commands.ProvisionServiceMail, plans: PlanTable) -> ServiceMail:
+        mail = cls(cmd.service_mail_id, cmd.account_id, cmd.plan, cmd.address_limit, cmd.ksuite_id)
+        mail.outside_plan = mail._outside(plans[mail.plan])
+        return mail
 
-    def provision_again(self, cmd: commands.ProvisionServiceMail) -> None:
-        """The platform's owner, plan and kSuite; the limit changes only through requests."""
+    def provision_again(self, cmd: commands.ProvisionServiceMail, plans: PlanTable) -> None:
+        """The platform's owner, plan and kSuite, which are the truth; the limit changes only
+        through requests, so one now outside its plan's bounds is recorded, not changed."""
         self.account_id, self.plan, self.ksuite_id = cmd.account_id, cmd.plan, cmd.ksuite_id
+        self.outside_plan = self._outside(plans[self.plan])
+
+    def _outside(self, plan: Plan) -> str | None:
+        if self.address_limit < plan.min:
+            return f"limit {self.address_limit} is below the {plan.name} minimum {plan.min}"
+        if self.address_limit > plan.max:
+            return f"limit {self.address_limit} is above the {plan.name} maximum {plan.max}"
+        return None
 
     def check_change(
         self, account_id: str, expected_limit: int, new_limit: int, plans: PlanTable
@@ -78,6 +91,7 @@ class ServiceMail:
         previous = self.address_limit
         self.address_limit = change.new_address_limit
         self.plan = plan.name
+        self.outside_plan = None  # checked against this plan's bounds
         self.version += 1
         return QuotaChanged(
             request_id=change.request_id,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain import commands
-from domain.errors import IllegalTransition
+from domain.errors import IllegalTransition, PaymentIdConflict
 from domain.events import RefundRequired
 
 
@@ -31,6 +31,22 @@ class Payment:
     @classmethod
     def received(cls, cmd: commands.ConfirmPayment, now: datetime) -> Payment:
         return cls(cmd.payment_id, cmd.order_id, cmd.amount, cmd.currency, cmd.paid_at, now)
+
+    def same_payment_as(self, other: Payment) -> bool:
+        """The same payment again (a duplicate), whatever its `paid_at` says."""
+        return (self.order_id, self.amount, self.currency) == (
+            other.order_id,
+            other.amount,
+            other.currency,
+        )
+
+    def conflict_with(self, incoming: Payment) -> PaymentIdConflict:
+        return PaymentIdConflict(
+            f"payment {incoming.payment_id} was received for order {self.order_id} "
+            f"({self.amount} {self.currency}) and again for order {incoming.order_id} "
+            f"({incoming.amount} {incoming.currency}); neither the second is applied nor "
+            "refunded until an operator decides"
+        )
 
     def use(self) -> None:
         self.status = PaymentStatus.USED

@@ -44,12 +44,14 @@ class PlanTable:
     def target_for(self, current: str, new_limit: int) -> Plan:
         """The plan a Service Mail has after moving to `new_limit`.
 
-        A limit above the current plan's maximum on a plan that upgrades is
-        an upgrade; everything else stays on the current plan.
+        A limit above the current plan's maximum is an upgrade: `upgrades_to` is
+        followed, plan after plan, until one admits it or the chain ends (the last
+        plan's bounds then refuse it). Everything else stays on the current plan. The
+        chain ends: each plan upgrades to one with a higher maximum (`parse`).
         """
         plan = self.plans[current]
-        if new_limit > plan.max and plan.upgrades_to is not None:
-            return self.plans[plan.upgrades_to]
+        while new_limit > plan.max and plan.upgrades_to is not None:
+            plan = self.plans[plan.upgrades_to]
         return plan
 
     @classmethod

@@ -59,6 +59,8 @@ def build(settings: Settings | None = None, now: Callable[[], datetime] = utcnow
         plans=settings.plan_table,
         payment_timeout=timedelta(seconds=settings.payment_timeout_seconds),
         now=now,
+        expiry_grace=timedelta(seconds=settings.expiry_grace_seconds),
+        provisioning_grace=timedelta(seconds=settings.provisioning_grace_seconds),
     )
     bus = MessageBus(lambda: SqlUnitOfWork(database, settings.event_source, after_commit), deps)
     return Container(settings, database, client, bus)

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     event_source: str = Field(default="quota-worker", min_length=1)
     payment_timeout_seconds: float = Field(default=86400, gt=0)
     sweep_interval_seconds: float = Field(default=60, gt=0)
+    provisioning_grace_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="how long a request for an unknown Service Mail waits for its provisioning",
+    )
+    expiry_grace_seconds: float = Field(
+        default=300, ge=0, description="how long after expires_at a payment in time may arrive"
+    )
     redis_atomic_pop: bool = Field(
         default=True,
         description="on a Redis broker, pop and record each message in one Lua script "

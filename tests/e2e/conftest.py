@@ -23,6 +23,9 @@ from tests.helpers import EventReader, new_id, wait_until
 # pays right after the request, so this is never the margin that decides them.
 PAYMENT_TIMEOUT_SECONDS = 12
 SWEEP_INTERVAL_SECONDS = 1
+# Every worker the tests start waits this long for a late payment made in time and for a
+# Service Mail's provisioning (the contract's 300 s would only slow the tests down).
+EXPIRY_GRACE_SECONDS = PROVISIONING_GRACE_SECONDS = 2
 
 
 @dataclass
@@ -62,7 +65,11 @@ def start_worker(services: Services, log_name: str, **env: str) -> WorkerProcess
     log_path = services.data_dir / log_name
     process = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "run", "--processes", "1", "--concurrency", "2"],
-        env=services.worker_env(**env),
+        env=services.worker_env(
+            QUOTA_EXPIRY_GRACE_SECONDS=str(EXPIRY_GRACE_SECONDS),
+            QUOTA_PROVISIONING_GRACE_SECONDS=str(PROVISIONING_GRACE_SECONDS),
+            **env,
+        ),
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -113,6 +113,7 @@ class Producer:
         amount: int = 1500,
         currency: str = "CHF",
         task_id: str | None = None,
+        paid_at: str = NOW,
     ) -> str:
         return self.send(
             "quota.payment_confirmed",
@@ -122,7 +123,7 @@ class Producer:
             order_id=order_id,
             amount=amount,
             currency=currency,
-            paid_at=NOW,
+            paid_at=paid_at,
         )
 
     def cancel(self, order_id: str, reason: str = "customer left the cart") -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PAYMENT_TIMEOUT_SECONDS, WorkerProcess
+from tests.e2e.conftest import EXPIRY_GRACE_SECONDS, PAYMENT_TIMEOUT_SECONDS, WorkerProcess
 from tests.e2e.producer import Producer
 from tests.helpers import EventReader, new_id, wait_until
 
@@ -22,7 +22,7 @@ REJECTED = "mail.quota.change.rejected"
 EXPIRED = "mail.quota.change.expired"
 CANCELLED = "mail.quota.change.cancelled"
 REFUND = "mail.quota.refund.required"
-EXPIRY_WAIT = PAYMENT_TIMEOUT_SECONDS + 30
+EXPIRY_WAIT = PAYMENT_TIMEOUT_SECONDS + EXPIRY_GRACE_SECONDS + 30
 
 
 def test_a_raise_paid_on_time_is_applied(

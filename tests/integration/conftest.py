@@ -40,6 +40,9 @@ def settings(services: Services) -> Settings:
         broker_url=services.broker_url,
         events_stream=services.stream,
         payment_timeout_seconds=3600,
+        # No grace unless a test asks for it (tests/integration/test_arrivals.py does).
+        expiry_grace_seconds=0,
+        provisioning_grace_seconds=0,
         data_dir=services.data_dir,
         api_tokens=SecretStr(TOKENS),
     )

@@ -23,6 +23,7 @@ def test_the_defaults_are_the_contracts() -> None:
     assert (s.events_stream, s.event_source) == ("quota.events", "quota-worker")
     assert (s.payment_timeout_seconds, s.sweep_interval_seconds) == (86400, 60)
     assert s.metrics_port is None and s.data_dir == Path("./var")
+    assert (s.provisioning_grace_seconds, s.expiry_grace_seconds) == (300, 300)
 
 
 def test_the_embedded_default_lives_under_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:

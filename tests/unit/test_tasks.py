@@ -160,3 +160,24 @@ def test_a_message_whose_dead_letter_cannot_be_written_goes_back_to_its_queue(
     with pytest.raises(Reject) as rejected:
         _run(task, PROVISION, Broken(bus, dead_letters_too=True))
     assert rejected.value.requeue is True
+
+
+def _payment(order_id: str, amount: int) -> dict[str, Any]:
+    return {
+        "schema_version": 1, "payment_id": "pay-1", "order_id": order_id, "amount": amount,
+        "currency": "CHF", "paid_at": "2026-11-24T09:00:00+00:00",
+    }  # fmt: skip
+
+
+def test_a_payment_id_reused_for_another_order_is_kept_as_a_dead_letter(
+    bus: MessageBus, store: InMemoryStore
+) -> None:
+    task = StandIn("quota.payment_confirmed", "m-p1")
+    assert _run(task, _payment("ord-1", 1500), bus) == "payment_held"
+    again = StandIn("quota.payment_confirmed", "m-p2")
+    assert _run(again, _payment("ord-2", 1500), bus) == "dead_letter"
+    [letter] = store.tables.dead_letters
+    assert letter["message_id"] == "m-p2"
+    assert letter["error"].startswith("idempotency_conflict: payment pay-1 was received")
+    assert store.tables.processed_messages["m-p2"]["outcome"] == "dead_letter"
+    assert list(store.tables.payments) == ["pay-1"] and store.tables.outbox == []

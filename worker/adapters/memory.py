@@ -20,10 +20,17 @@ from domain.events import DomainEvent, QuotaChanged
 from domain.mail import ServiceMail
 from domain.model import ChangeState, QuotaChange
 from domain.payment import Payment, PaymentStatus
+from domain.provisioning import OpenChange
 from events.outbound import OutboundEvent
 from worker.adapters import rows
 from worker.adapters.deliveries import StoredBody
-from worker.service.repository import Aggregate, PaymentFacts, Repository, RequestFacts
+from worker.service.repository import (
+    Aggregate,
+    PaymentFacts,
+    ProvisioningFacts,
+    Repository,
+    RequestFacts,
+)
 from worker.service.uow import OnCommitted, UnitOfWork
 
 
@@ -74,13 +81,39 @@ class InMemoryRepository(Repository):
         mail, _awaiting = rows.mail([_row(row)], [_row({"in_use": in_use, "awaiting": False})])
         return None if mail is None else self._seen(mail)
 
+    def _held_payments(self, order_id: str) -> list[Payment]:
+        held = sorted(
+            (p for p in self.t.payments.values() if p["order_id"] == order_id),
+            key=lambda p: (p["received_at"], p["payment_id"]),
+        )
+        return [
+            self._seen(rows.payment(_row(p)))
+            for p in held
+            if p["status"] == PaymentStatus.PENDING.value
+        ]
+
+    def provisioning_facts(self, service_mail_id: str) -> ProvisioningFacts:
+        open_states = {ChangeState.RECEIVED.value, ChangeState.AWAITING_PAYMENT.value}
+        changes = [
+            self._seen(rows.change(_row(c)))
+            for c in self._changes()
+            if c["service_mail_id"] == service_mail_id and c["state"] in open_states
+        ]
+        return ProvisioningFacts(
+            mail=self._mail(service_mail_id),
+            open_changes=[
+                OpenChange(c)
+                if c.state is ChangeState.AWAITING_PAYMENT
+                else OpenChange(
+                    c, self.t.early_cancels.get(c.order_id), self._held_payments(c.order_id)
+                )
+                for c in sorted(changes, key=lambda c: c.state is ChangeState.RECEIVED)
+            ],
+        )
+
     def request_facts(self, change: QuotaChange) -> RequestFacts:
         existing = self._change_where(request_id=change.request_id) or self._change_where(
             order_id=change.order_id
-        )
-        held = sorted(
-            (p for p in self.t.payments.values() if p["order_id"] == change.order_id),
-            key=lambda p: (p["received_at"], p["payment_id"]),
         )
         return RequestFacts(
             existing=existing,
@@ -91,18 +124,14 @@ class InMemoryRepository(Repository):
                 for c in self._changes()
             ),
             early_cancel=self.t.early_cancels.get(change.order_id),
-            held_payments=[
-                self._seen(rows.payment(_row(p)))
-                for p in held
-                if p["status"] == PaymentStatus.PENDING.value
-            ],
+            held_payments=self._held_payments(change.order_id),
         )
 
     def payment_facts(self, payment_id: str, order_id: str) -> PaymentFacts:
         change = self._change_where(order_id=order_id)
         awaiting = change is not None and change.state is ChangeState.AWAITING_PAYMENT
         return PaymentFacts(
-            known=payment_id in self.t.payments,
+            existing=self.payment(payment_id, order_id),
             change=change,
             mail=self._mail(change.service_mail_id) if awaiting and change else None,
         )
@@ -151,6 +180,16 @@ class InMemoryRepository(Repository):
         ]
         due.sort(key=lambda c: c["expires_at"])
         return [(c["request_id"], c["order_id"]) for c in due[:limit]]
+
+    def unprovisioned_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        waiting = [
+            c
+            for c in self._changes()
+            if c["state"] == ChangeState.RECEIVED.value
+            and (c["expires_at"] <= now or c["service_mail_id"] in self.t.service_mails)
+        ]
+        waiting.sort(key=lambda c: c["expires_at"])
+        return [(c["request_id"], c["order_id"]) for c in waiting[:limit]]
 
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
         pending = [

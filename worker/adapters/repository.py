@@ -12,15 +12,22 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
 from domain.mail import ServiceMail
-from domain.model import QuotaChange
+from domain.model import ChangeState, QuotaChange
 from domain.payment import Payment
+from domain.provisioning import OpenChange
 from events.outbound import OutboundEvent
 from worker.adapters import rows
 from worker.adapters import statements as sql
 from worker.adapters import tables as t
 from worker.adapters.deliveries import StoredBody
 from worker.adapters.pipeline import StatementQueue
-from worker.service.repository import Aggregate, PaymentFacts, Repository, RequestFacts
+from worker.service.repository import (
+    Aggregate,
+    PaymentFacts,
+    ProvisioningFacts,
+    Repository,
+    RequestFacts,
+)
 
 
 class SqlRepository(Repository):
@@ -61,14 +68,13 @@ class SqlRepository(Repository):
         )
         found = sorted(changes, key=lambda r: r.request_id != change.request_id)
         mail, awaiting = self._mail(mail_reads)
+        early_cancel, held_payments = self._order(order_rows)
         return RequestFacts(
             existing=self._seen(rows.change(found[0])) if found else None,
             mail=mail,
             other_change_awaiting=awaiting,
-            early_cancel=order_rows[0].early_cancel,
-            held_payments=[
-                self._seen(rows.payment(r)) for r in order_rows if r.payment_id is not None
-            ],
+            early_cancel=early_cancel,
+            held_payments=held_payments,
         )
 
     def payment_facts(self, payment_id: str, order_id: str) -> PaymentFacts:
@@ -81,10 +87,46 @@ class SqlRepository(Repository):
             ),
         )
         return PaymentFacts(
-            known=bool(known),
+            existing=self._seen(rows.payment(known[0])) if known else None,
             change=self._seen(rows.change(changes[0])) if changes else None,
             mail=self._mail(mail_reads)[0],
         )
+
+    def provisioning_facts(self, service_mail_id: str) -> ProvisioningFacts:
+        params = {"id": service_mail_id}
+        orders = {r.order_id for r in self._rows(sql.OPEN_ORDERS_OF_MAIL, params)}
+        while True:
+            for order_id in sorted(orders):
+                self._lock_order(order_id)
+            *mail_reads, found = self.queue.read(
+                *sql.locked_mail_reads(sql.MAIL_IN_USE, params), (sql.OPEN_CHANGES_OF_MAIL, params)
+            )
+            opened = {r.order_id for r in found} - orders
+            if not opened or not self.is_postgres:
+                break
+            # Opened between the two reads (rare): its order is locked after the Service
+            # Mail, which may deadlock with its payment; PostgreSQL ends one, retried.
+            orders |= opened
+        changes = [self._seen(rows.change(r)) for r in found]
+        received = [c for c in changes if c.state is ChangeState.RECEIVED]
+        order_reads = (
+            self.queue.read(*[(sql.ORDER_FACTS, {"o": c.order_id}) for c in received])
+            if received
+            else []
+        )
+        held = {c.request_id: self._order(r) for c, r in zip(received, order_reads, strict=True)}
+        return ProvisioningFacts(
+            mail=self._mail(mail_reads)[0],
+            open_changes=[
+                OpenChange(c, *held.get(c.request_id, (None, [])))
+                for c in sorted(changes, key=lambda c: c.state is ChangeState.RECEIVED)
+            ],
+        )
+
+    def _order(self, order_rows: list[Any]) -> tuple[str | None, list[Payment]]:
+        """An order's early cancel and held payments, from ORDER_FACTS."""
+        payments = [self._seen(rows.payment(r)) for r in order_rows if r.payment_id is not None]
+        return order_rows[0].early_cancel, payments
 
     def change_of_order(self, order_id: str) -> QuotaChange | None:
         self._lock_order(order_id)
@@ -108,6 +150,10 @@ class SqlRepository(Repository):
             (r.request_id, r.order_id)
             for r in self._rows(sql.DUE_CHANGES, {"now": now, "n": limit})
         ]
+
+    def unprovisioned_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        found = self._rows(sql.UNPROVISIONED_CHANGES, {"now": now, "n": limit})
+        return [(r.request_id, r.order_id) for r in found]
 
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:
         found = self._rows(sql.UNMATCHED_PAYMENTS, {"before": received_before, "n": limit})

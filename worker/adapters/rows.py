@@ -24,6 +24,7 @@ def mail(rows: list[Any], counted: list[Any]) -> tuple[ServiceMail | None, bool]
         ksuite_id=row.ksuite_id,
         version=row.version,
         addresses_in_use=facts.in_use,
+        outside_plan=row.outside_plan,
     )
     return mail, bool(facts.awaiting)
 
@@ -36,6 +37,7 @@ def mail_row(mail: ServiceMail) -> dict[str, Any]:
         "address_limit": mail.address_limit,
         "ksuite_id": mail.ksuite_id,
         "version": mail.version,
+        "outside_plan": mail.outside_plan,
     }
 
 

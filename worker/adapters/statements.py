@@ -41,6 +41,7 @@ def _constant(value: str) -> Any:
 
 
 AWAITING_PAYMENT = _constant(ChangeState.AWAITING_PAYMENT.value)
+RECEIVED = _constant(ChangeState.RECEIVED.value)
 PENDING = _constant(PaymentStatus.PENDING.value)
 
 # The hot path's statements, built once: SQLAlchemy then skips building each
@@ -111,6 +112,17 @@ CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
         t.quota_changes.c.request_id == bindparam("r"), t.quota_changes.c.order_id == bindparam("o")
     )
 )
+# A provisioning's: the open changes of a Service Mail (ix_quota_changes_service_mail_id;
+# a Service Mail has few), their orders first to lock them before the Service Mail.
+_OPEN = or_(t.quota_changes.c.state == RECEIVED, t.quota_changes.c.state == AWAITING_PAYMENT)
+OPEN_ORDERS_OF_MAIL = select(t.quota_changes.c.order_id).where(
+    t.quota_changes.c.service_mail_id == bindparam("id"), _OPEN
+)
+OPEN_CHANGES_OF_MAIL = (
+    select(t.quota_changes)
+    .where(t.quota_changes.c.service_mail_id == bindparam("id"), _OPEN)
+    .order_by(t.quota_changes.c.created_at, t.quota_changes.c.request_id)
+)
 SAVE_CHANGE = update(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("b_id"))
 PAYMENT = select(t.payments).where(t.payments.c.payment_id == bindparam("id"))
 SAVE_PAYMENT = update(t.payments).where(t.payments.c.payment_id == bindparam("b_id"))
@@ -132,6 +144,20 @@ DUE_CHANGES = (
     .where(
         t.quota_changes.c.state == AWAITING_PAYMENT,
         t.quota_changes.c.expires_at <= bindparam("now"),
+    )
+    .order_by(t.quota_changes.c.expires_at)
+    .limit(bindparam("n"))
+)
+# Changes received for an unknown Service Mail: past their grace, or provisioned meanwhile
+# (a request that committed after its provisioning read; ix_quota_changes_received_grace).
+UNPROVISIONED_CHANGES = (
+    select(t.quota_changes.c.request_id, t.quota_changes.c.order_id)
+    .where(
+        t.quota_changes.c.state == RECEIVED,
+        or_(
+            t.quota_changes.c.expires_at <= bindparam("now"),
+            exists().where(t.service_mails.c.id == t.quota_changes.c.service_mail_id),
+        ),
     )
     .order_by(t.quota_changes.c.expires_at)
     .limit(bindparam("n"))

@@ -56,6 +56,7 @@ metadata = MetaData(
 ID = String(64)
 # The partial indexes' predicate: the one state whose rows the hot path and sweep look up.
 _AWAITING = text(f"state = '{ChangeState.AWAITING_PAYMENT.value}'")
+_RECEIVED = text(f"state = '{ChangeState.RECEIVED.value}'")
 
 service_mails = Table(
     "service_mails",
@@ -67,6 +68,14 @@ service_mails = Table(
     Column("ksuite_id", ID, nullable=True),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Why the limit is outside its plan's bounds, as a provisioning left it (status).
+    Column("outside_plan", String(200), nullable=True),
+    Index(
+        "ix_service_mails_outside_plan",
+        "id",
+        postgresql_where=text("outside_plan IS NOT NULL"),
+        sqlite_where=text("outside_plan IS NOT NULL"),
+    ),
 )
 
 addresses = Table(
@@ -102,6 +111,13 @@ quota_changes = Table(
         "expires_at",
         postgresql_where=_AWAITING,
         sqlite_where=_AWAITING,
+    ),
+    # The sweep reads the changes waiting for their Service Mail, end of grace first.
+    Index(
+        "ix_quota_changes_received_grace",
+        "expires_at",
+        postgresql_where=_RECEIVED,
+        sqlite_where=_RECEIVED,
     ),
     # Backstop of the one-change-awaiting-payment rule, whatever the code does.
     Index(

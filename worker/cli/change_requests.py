@@ -28,9 +28,7 @@ def requests() -> None:
 
 
 @requests.command("list")
-@click.option(
-    "--state", type=click.Choice([s.value for s in ChangeState if s is not ChangeState.RECEIVED])
-)
+@click.option("--state", type=click.Choice([s.value for s in ChangeState]))
 @click.option("--service-mail", help="Only this Service Mail.")
 @click.option("--account", help="Only this account.")
 @click.option("--older-than", help="Only changes created before this age, e.g. 2h, 30m, 1d.")

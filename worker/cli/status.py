@@ -105,6 +105,7 @@ def _changes_table(snap: queries.Status) -> Table:
         changes.add_row(cell(state), str(count))
     changes.add_row("oldest awaiting payment", _age(snap.oldest_awaiting_seconds))
     changes.add_row("payments held (no order yet)", _count(snap.payments_held))
+    changes.add_row("Service Mails outside their plan", _count(snap.outside_plan))
     return changes
 
 
@@ -146,6 +147,10 @@ def _letters_table(snap: queries.Status) -> Table:
     letters.add_column("count", justify="right")
     for row in snap.dead_letters:
         letters.add_row(cell(row["task"]), cell(row["error"]), str(row["count"]))
+    if snap.payment_id_conflicts:
+        letters.add_row(
+            "(payment ids reused)", "idempotency_conflict", str(snap.payment_id_conflicts)
+        )
     return letters
 
 

@@ -150,6 +150,8 @@ def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], bus: Mes
         return bus.handle(command, message_id=task.request.id, task=task.name)
     except errors.InvalidMessage as exc:
         return _invalid(task, args, kwargs, exc.detail, bus)
+    except errors.PaymentIdConflict as exc:
+        return _dead_letter(task, args, kwargs, f"{exc.reason}: {exc.detail}", bus)
 
 
 def _keep(

@@ -80,6 +80,9 @@ def _environment(data_dir: Path, embedded: EmbeddedRedis) -> dict[str, str]:
         QUOTA_EVENTS_STREAM="quota.events",
         QUOTA_PAYMENT_TIMEOUT_SECONDS=str(PAYMENT_TIMEOUT),
         QUOTA_SWEEP_INTERVAL_SECONDS="1",
+        # Short, like the payment timeout, so the day plays in a minute.
+        QUOTA_EXPIRY_GRACE_SECONDS="1",
+        QUOTA_PROVISIONING_GRACE_SECONDS="10",
         QUOTA_LOG_FORMAT="json",
     )
     return env

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from celery import Celery
 from sqlalchemy import Connection, func, select
 
+from domain.errors import PaymentIdConflict
 from domain.events import RefundRequired
 from domain.model import ChangeState
 from domain.payment import PaymentStatus
@@ -26,6 +27,9 @@ from worker.ops.safe_text import printable
 from worker.ops.stream_status import stale_groups, stream_facts
 
 T = TypeVar("T")
+
+# How the dead letter of a reused payment id starts (worker/entrypoints/tasks.py).
+PAYMENT_ID_CONFLICT = f"{PaymentIdConflict.reason}:"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,11 @@ class Status:
     consumer_groups: list[dict[str, Any]] = field(default_factory=list)
     stream_length: int | None = None
     redis_used_memory_bytes: int | None = None
+    # Stored dead letters of a payment id reused with another order, amount or currency.
+    payment_id_conflicts: int | None = None
+    # Service Mails a provisioning left outside their plan's bounds: how many, the first few.
+    outside_plan: int | None = None
+    outside_plan_examples: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -166,6 +175,16 @@ def _from_database(container: Container, now: datetime) -> Status:
                 )
             ).scalar_one(),
             over_limit=conn.execute(_OVER_LIMIT).scalar_one(),
+            payment_id_conflicts=conn.execute(
+                select(func.count()).where(
+                    t.dead_letters.c.status == "stored",
+                    t.dead_letters.c.error.startswith(PAYMENT_ID_CONFLICT),
+                )
+            ).scalar_one(),
+            outside_plan=conn.execute(
+                select(func.count()).where(t.service_mails.c.outside_plan.is_not(None))
+            ).scalar_one(),
+            outside_plan_examples=_outside_plan(conn),
         )
 
 
@@ -197,6 +216,20 @@ def problems(status: Status, limits: Thresholds) -> list[str]:
         found.append(
             f"{stored} dead letters wait for an operator: see `quota-worker dead-letters list`"
         )
+    if status.payment_id_conflicts:
+        found.append(
+            f"{status.payment_id_conflicts} payments reuse a payment_id with another order, "
+            "amount or currency and are neither applied nor refunded: see "
+            "`quota-worker dead-letters list` (error idempotency_conflict)"
+        )
+    if status.outside_plan:
+        shown = "; ".join(f"{m['id']}: {m['why']}" for m in status.outside_plan_examples)
+        more = status.outside_plan - len(status.outside_plan_examples)
+        found.append(
+            f"{status.outside_plan} Service Mails are outside their plan's bounds as provisioned "
+            f"(the limit changes only through a request): {shown}"
+            + (f" and {more} more" if more > 0 else "")
+        )
     if limits.require_worker and not status.workers:
         found.append("no worker answered: is `quota-worker run` up?")
     if status.over_limit:
@@ -211,7 +244,7 @@ def _changes_by_state(conn: Connection) -> dict[str, int]:
     rows = conn.execute(
         select(t.quota_changes.c.state, func.count()).group_by(t.quota_changes.c.state)
     )
-    counts = {state.value: 0 for state in ChangeState if state is not ChangeState.RECEIVED}
+    counts = {state.value: 0 for state in ChangeState}
     counts.update({state: n for state, n in rows})
     return counts
 
@@ -223,6 +256,17 @@ def _oldest_awaiting(conn: Connection) -> datetime | None:
         )
     ).scalar_one()
     return oldest
+
+
+def _outside_plan(conn: Connection, shown: int = 5) -> list[dict[str, Any]]:
+    mails = t.service_mails
+    rows = conn.execute(
+        select(mails.c.id, mails.c.outside_plan)
+        .where(mails.c.outside_plan.is_not(None))
+        .order_by(mails.c.id)
+        .limit(shown)
+    )
+    return [{"id": r.id, "why": r.outside_plan} for r in rows]
 
 
 def _dead_letter_summary(conn: Connection) -> list[dict[str, Any]]:

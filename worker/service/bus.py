@@ -21,6 +21,7 @@ log = structlog.get_logger(__name__)
 class SweepResult:
     expired: int
     refunded: int
+    decided: int = 0  # requests that waited for their Service Mail
 
 
 class MessageBus:
@@ -101,20 +102,24 @@ class MessageBus:
         return done
 
     def sweep(self, batch: int = 500) -> SweepResult:
-        """Expire changes past their deadline and refund payments no order claimed."""
-        expired = refunded = 0
+        """Decide requests that waited for their Service Mail past its grace (or that it
+        meanwhile came for), expire changes past their deadline and its grace, and refund
+        payments no order claimed."""
+        expired = refunded = decided = 0
         while True:
             now = self.deps.now()
             with self.uow_factory() as uow:
-                due = uow.repo.due_changes(now, batch)
+                waiting = uow.repo.unprovisioned_changes(now, batch)
+                due = uow.repo.due_changes(now - self.deps.expiry_grace, batch)
                 unmatched = uow.repo.unmatched_payments(now - self.deps.payment_timeout, batch)
+            decided += sum(self._one(handlers.decide_received, *ids) for ids in waiting)
             expired += sum(self._one(handlers.expire_change, *ids) for ids in due)
             refunded += sum(self._one(handlers.refund_unmatched_payment, *ids) for ids in unmatched)
-            if len(due) < batch and len(unmatched) < batch:
+            if max(len(waiting), len(due), len(unmatched)) < batch:
                 break
-        if expired or refunded:
-            log.info("sweep", expired=expired, refunded=refunded)
-        return SweepResult(expired, refunded)
+        if expired or refunded or decided:
+            log.info("sweep", expired=expired, refunded=refunded, decided=decided)
+        return SweepResult(expired, refunded, decided)
 
     def _one(
         self, step: Callable[[str, str, UnitOfWork, Deps], bool], key: str, order: str

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from domain.model import ChangeState, QuotaChange
-from domain.payment import Payment
+from domain.payment import Payment, PaymentStatus
 
 
 class Kind(StrEnum):
     # a change request's, or a payment's, when it moved the change
+    RECEIVED = ChangeState.RECEIVED.value  # waits for its Service Mail's provisioning
     APPLIED = ChangeState.APPLIED.value
     AWAITING_PAYMENT = ChangeState.AWAITING_PAYMENT.value
     REJECTED = ChangeState.REJECTED.value
@@ -60,6 +61,8 @@ class Outcome:
     def of_payment(cls, change: QuotaChange, payment: Payment) -> Outcome:
         if payment.refund_reason is not None:
             return cls(Kind.REFUND, payment.refund_reason)
+        if payment.status is PaymentStatus.PENDING:
+            return cls(Kind.PAYMENT_HELD)  # its change awaits its Service Mail
         return cls.of_change(change)
 
 

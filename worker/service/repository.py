@@ -21,6 +21,7 @@ from domain.events import DomainEvent, QuotaChanged
 from domain.mail import ServiceMail
 from domain.model import QuotaChange
 from domain.payment import Payment
+from domain.provisioning import OpenChange
 from events.outbound import OutboundEvent
 from worker.adapters.deliveries import StoredBody
 
@@ -43,9 +44,19 @@ class RequestFacts:
 class PaymentFacts:
     """What a payment is decided on (read in one round trip on PostgreSQL)."""
 
-    known: bool  # this payment id was received before
+    existing: Payment | None  # the payment received before with this id
     change: QuotaChange | None  # the order's change
     mail: ServiceMail | None  # row-locked with A counted, only while the change awaits payment
+
+
+@dataclass(frozen=True)
+class ProvisioningFacts:
+    """What a provisioning is decided on: the Service Mail (row-locked, A counted; None if
+    new) and its open changes (received or awaiting payment), their orders locked first:
+    the one awaiting payment first, then those received, oldest first."""
+
+    mail: ServiceMail | None
+    open_changes: list[OpenChange]
 
 
 def _key(aggregate: Aggregate) -> tuple[type, str]:
@@ -78,6 +89,11 @@ class Repository(ABC):
     @abstractmethod
     def payment_facts(self, payment_id: str, order_id: str) -> PaymentFacts:
         """Everything a payment is decided on; locks its order, then the Service Mail."""
+
+    @abstractmethod
+    def provisioning_facts(self, service_mail_id: str) -> ProvisioningFacts:
+        """Everything a provisioning is decided on; locks the orders of the Service Mail's
+        open changes, then the Service Mail."""
 
     @abstractmethod
     def change_of_order(self, order_id: str) -> QuotaChange | None:
@@ -119,6 +135,11 @@ class Repository(ABC):
     @abstractmethod
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         """(request id, order id) of changes past their deadline, oldest first."""
+
+    @abstractmethod
+    def unprovisioned_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(request id, order id) of changes received for a Service Mail not provisioned,
+        whose grace ended by `now` or whose Service Mail exists meanwhile; oldest first."""
 
     @abstractmethod
     def unmatched_payments(self, received_before: datetime, limit: int) -> list[tuple[str, str]]:

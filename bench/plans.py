@@ -25,7 +25,8 @@ import psycopg
 from sqlalchemy import Connection, create_engine, insert, text
 from sqlalchemy.dialects import postgresql
 
-from bench.run import database, seed_mails, through_bus
+from bench.latency import through_bus
+from bench.setup import database, seed_mails
 from bench.workload import generate, mail_id
 from worker.adapters import relay
 from worker.adapters import statements as sql

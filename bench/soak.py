@@ -10,7 +10,6 @@ bytes per order the result states.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import threading
@@ -25,7 +24,9 @@ import psutil
 import redis
 from sqlalchemy import create_engine, func, select, text
 
-from bench.run import RESULTS, Bench, Options, Target, log, machine, seed_mails, services, tree
+from bench.measure import tree
+from bench.run import Bench
+from bench.setup import Options, Target, log, machine, save, seed_mails, services
 from bench.workload import generate
 from events.inbound import INBOUND
 
@@ -168,9 +169,7 @@ def soak(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     echo(_table(result))
-    path = out or RESULTS / f"{result['when'][:19].replace(':', '')}-soak.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = save(result, out, "soak")
     log(f"wrote {path} and {plot(result, path.with_suffix('.png'))}")
     return result
 

@@ -144,3 +144,15 @@ def test_the_pre_commit_hooks_run_what_make_lint_runs() -> None:
     recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     lint = [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe.splitlines()[1:]]
     assert hooks == lint
+
+
+def test_no_module_of_the_product_is_over_300_lines() -> None:
+    """Small pieces: every module of domain/, events/, worker/ and bench/ (migrations aside)."""
+    long = {
+        name: lines
+        for name, path in MODULES.items()
+        if name.split(".")[0] in ("domain", "events", "worker", "bench")
+        and ".migrations." not in name
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > 300
+    }
+    assert long == {}

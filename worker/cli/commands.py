@@ -248,7 +248,8 @@ def bench(
     of the measured peak, CPU per order, peak RSS and the database's own floor, and
     writes them as JSON. Takes a few minutes; --quick about one.
     """
-    from bench.run import Options, run
+    from bench.run import run
+    from bench.setup import Options
 
     options = Options(
         mails=mails or (100 if quick else 1000),

@@ -3,9 +3,9 @@ retentions so that several retention periods pass in one run; samples of everyth
 that must stay bounded, and a verdict on whether it did.
 
 `quota-worker bench --soak [--minutes N] [--quick] --out FILE`. After warm-up (the first
-third), every bounded figure must stay within 20% from mid-run to the end and the rate
-must hold; the history tables (changes, transitions, payments, limits) grow, by the
-bytes per order the result states.
+third), every bounded figure must peak in the last third within 20% of its peak in the
+middle third, and the rate must hold; the history tables (changes, transitions,
+payments, limits) grow, by the bytes per order the result states.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def _table(result: dict[str, Any]) -> str:
     lines = [
         f"soak: {result['target']}, {run['minutes']} min, "
         f"{run['orders_sent']} orders, retentions {run['retention_seconds']} s",
-        "| figure | mid-run | end | flat |",
+        "| figure | peak, middle third | peak, last third | flat |",
         "| --- | ---: | ---: | --- |",
     ]
     lines += [

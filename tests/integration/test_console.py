@@ -142,3 +142,20 @@ def test_a_hostile_dead_letter_body_is_shown_as_inert_escaped_text(
         assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html
         assert "&lt;img src=x onerror=" in html and "&#34;&gt;" in html
         assert "\\x1b[2J\\u202e" in html and "\x1b" not in html and "\u202e" not in html
+
+
+def test_the_console_answers_at_its_address_without_the_trailing_slash(
+    operator: TestClient,
+) -> None:
+    answer = operator.get("/console", follow_redirects=True)
+    assert answer.status_code == 200 and answer.url.path == "/console/"
+
+
+def test_requests_are_logged_with_the_tokens_name_never_the_token(
+    browser: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sign_in(browser, OPERATE_TOKEN)
+    browser.get("/console/payments")
+    out = capsys.readouterr().out
+    assert "console_signed_in" in out and "token_name=oncall" in out
+    assert OPERATE_TOKEN not in out

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from worker.api import errors, routes
+from worker.api import console, errors, routes
 from worker.api.probes import ReadinessChecks
 from worker.bootstrap import Container, utcnow
 
@@ -60,6 +60,7 @@ def create_app(container: Container, now: Callable[[], datetime] = utcnow) -> Fa
         readiness.close()
 
     app = _bare_app(lifespan)
+    console.install(app)
     app.state.container = container
     app.state.tokens = container.settings.api_token_set
     app.state.now = now

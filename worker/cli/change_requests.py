@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -19,7 +19,6 @@ from worker.ops.safe_text import printable
 
 # Every stored value is escaped (p) and reaches rich as plain Text, never as markup.
 p = printable
-Entry = tuple[datetime, str, str]  # when, what, detail: one line of a change's trail
 
 
 @main.group()
@@ -92,7 +91,7 @@ def requests_show(request_or_order_id: str, as_json: bool) -> None:
         echo_json(trail)
         return
     _print_change(trail["change"], request_or_order_id)
-    _print_timeline(_trail_entries(trail))
+    _print_timeline(change_requests.timeline(trail))
 
 
 def _print_change(change: dict[str, Any] | None, key: str) -> None:
@@ -113,44 +112,11 @@ def _print_change(change: dict[str, Any] | None, key: str) -> None:
     )
 
 
-def _trail_entries(trail: dict[str, Any]) -> list[Entry]:
-    """The trail's messages, transitions, payments and events, each as one escaped line."""
-    return [
-        *(_message_entry(m) for m in trail["messages"]),
-        *(_transition_entry(tr) for tr in trail["transitions"]),
-        *(_payment_entry(pay) for pay in trail["payments"]),
-        *(_event_entry(e) for e in trail["events"]),
-    ]
-
-
-def _message_entry(m: dict[str, Any]) -> Entry:
-    return m["processed_at"], f"message {p(m['task'])}", f"{p(m['message_id'])} → {p(m['outcome'])}"
-
-
-def _transition_entry(tr: dict[str, Any]) -> Entry:
-    detail = f"by {p(tr['message_id'])}" if tr["message_id"] else ""
-    if tr["reason"]:
-        detail = f"{p(tr['reason'])} {detail}".strip()
-    return tr["at"], f"{p(tr['from_state'])} → {p(tr['to_state'])}", detail
-
-
-def _payment_entry(pay: dict[str, Any]) -> Entry:
-    detail = f"{p(pay['amount'])} {p(pay['currency'])} · {p(pay['status'])}"
-    if pay["refund_reason"]:
-        detail += f" ({p(pay['refund_reason'])})"
-    return pay["received_at"], f"payment {p(pay['payment_id'])}", detail
-
-
-def _event_entry(e: dict[str, Any]) -> Entry:
-    published = e["published_at"].isoformat(timespec="seconds") if e["published_at"] else "NOT YET"
-    return e["created_at"], f"event {p(e['type'])}", f"{p(e['id'])} · published {published}"
-
-
-def _print_timeline(entries: list[Entry]) -> None:
+def _print_timeline(entries: list[change_requests.Entry]) -> None:
     timeline = Table(title="trail", title_justify="left")
     for column in ("time", "what", "detail"):
         timeline.add_column(column)
-    for when, what, detail in sorted(entries, key=lambda x: x[0]):
+    for when, what, detail in entries:
         # what and detail are escaped above: Text keeps them from being read as markup.
         timeline.add_row(when.isoformat(timespec="milliseconds"), Text(what), Text(detail))
     console.print(timeline)

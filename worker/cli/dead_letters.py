@@ -76,7 +76,7 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
     failed = 0
     for n, letter_id in enumerate(letter_ids, 1):
         try:
-            message_id = letters.replay_dead_letter(container, app, letter_id)
+            message_id = letters.replay_dead_letter(container, app, letter_id, getpass.getuser())
             click.echo(
                 f"[{n}/{len(letter_ids)}] {letter_id}: sent again as {printable(message_id)}"
             )

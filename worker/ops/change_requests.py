@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table, or_, select
 
+from domain import commands
+from domain.model import ChangeState
+from domain.payment import PaymentStatus
 from worker.adapters import tables as t
 from worker.bootstrap import Container, utcnow
+from worker.ops.safe_text import printable as p
+
+Entry = tuple[datetime, str, str]  # when, what, detail: one line of a change's trail
 
 
 def list_requests(
@@ -21,9 +27,12 @@ def list_requests(
     account: str | None = None,
     older_than: timedelta | None = None,
     limit: int = 50,
+    oldest_first: bool = False,
 ) -> list[dict[str, Any]]:
+    """Newest first, or (`oldest_first`) the longest waits first, as the console lists them."""
     c = t.quota_changes.c
-    query = select(t.quota_changes).order_by(c.created_at.desc()).limit(limit)
+    order = (c.created_at.asc(), c.request_id) if oldest_first else (c.created_at.desc(),)
+    query = select(t.quota_changes).order_by(*order).limit(limit)
     if state:
         query = query.where(c.state == state)
     if service_mail:
@@ -87,3 +96,75 @@ def find_change(container: Container, key: str) -> dict[str, Any] | None:
     with container.database.engine.connect() as conn:
         row = _change_row(conn, key)
     return dict(row._mapping) if row else None
+
+
+def held_payments(container: Container, limit: int = 200) -> list[dict[str, Any]]:
+    """Payments neither used nor refunded yet, the longest held first, with their change's
+    request and state (None where no change names their order)."""
+    pay, qc = t.payments.c, t.quota_changes.c
+    query = (
+        select(t.payments, qc.request_id, qc.state, qc.service_mail_id)
+        .select_from(t.payments.outerjoin(t.quota_changes, qc.order_id == pay.order_id))
+        .where(pay.status == PaymentStatus.PENDING.value)
+        .order_by(pay.received_at, pay.payment_id)
+        .limit(limit)
+    )
+    with container.database.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def timeline(trail: dict[str, Any]) -> list[Entry]:
+    """The trail's messages, transitions, payments and events, each as one escaped line, in
+    the order they happened (what `requests show` prints, and the console shows)."""
+    entries = [
+        *(_message_entry(m) for m in trail["messages"]),
+        *(_transition_entry(tr) for tr in trail["transitions"]),
+        *(_payment_entry(pay) for pay in trail["payments"]),
+        *(_event_entry(e) for e in trail["events"]),
+    ]
+    return sorted(entries, key=lambda x: x[0])
+
+
+def _message_entry(m: dict[str, Any]) -> Entry:
+    return m["processed_at"], f"message {p(m['task'])}", f"{p(m['message_id'])} → {p(m['outcome'])}"
+
+
+def _transition_entry(tr: dict[str, Any]) -> Entry:
+    detail = f"by {p(tr['message_id'])}" if tr["message_id"] else ""
+    if tr["reason"]:
+        detail = f"{p(tr['reason'])} {detail}".strip()
+    return tr["at"], f"{p(tr['from_state'])} → {p(tr['to_state'])}", detail
+
+
+def _payment_entry(pay: dict[str, Any]) -> Entry:
+    detail = f"{p(pay['amount'])} {p(pay['currency'])} · {p(pay['status'])}"
+    if pay["refund_reason"]:
+        detail += f" ({p(pay['refund_reason'])})"
+    return pay["received_at"], f"payment {p(pay['payment_id'])}", detail
+
+
+def _event_entry(e: dict[str, Any]) -> Entry:
+    published = e["published_at"].isoformat(timespec="seconds") if e["published_at"] else "NOT YET"
+    return e["created_at"], f"event {p(e['type'])}", f"{p(e['id'])} · published {published}"
+
+
+class NotAwaiting(Exception):
+    """The change is unknown, or not awaiting payment: there is nothing to end."""
+
+
+def end_stuck_change(container: Container, key: str, how: str, reason: str, actor: str) -> bool:
+    """`expire` or `cancel` a change awaiting payment (by request or order id), as
+    `quota-worker expire|cancel` does: the automatic path's events, recorded as `actor`.
+    False if it ended meanwhile."""
+    change = find_change(container, key)
+    if change is None:
+        raise NotAwaiting(f"no change request {p(key)}")
+    if change["state"] != ChangeState.AWAITING_PAYMENT:
+        raise NotAwaiting(
+            f"change {p(change['request_id'])} is {p(change['state'])}, "
+            "not awaiting payment: nothing to end"
+        )
+    if how == "expire":
+        ids = (change["request_id"], change["order_id"], f"operator: {reason}")
+        return container.bus.as_operator(actor, expire=ids)
+    return container.bus.as_operator(actor, commands.CancelQuotaChange(change["order_id"], reason))

@@ -37,11 +37,14 @@ class NotReplayable(Exception):
     pass
 
 
-def replay_dead_letter(container: Container, app: Celery, letter_id: int) -> str:
+def replay_dead_letter(
+    container: Container, app: Celery, letter_id: int, actor: str | None = None
+) -> str:
     """Publish the stored message again through the normal path; returns its message id.
 
     The message id is derived from the dead letter, so replaying twice is a no-op
-    for the worker (it has processed that id), and the row records the replay.
+    for the worker (it has processed that id), and the row records the replay (and who
+    asked for it, as a discard records its `actor`).
     """
     letter = get_dead_letter(container, letter_id)
     if letter is None:
@@ -66,7 +69,10 @@ def replay_dead_letter(container: Container, app: Celery, letter_id: int) -> str
         ) from exc
     message_id = f"replay-{letter_id}"
     app.send_task(task, args=args, kwargs=kwargs, queue=INBOUND[task].queue, task_id=message_id)
-    _resolve(container, letter_id, "replayed", f"replayed as {message_id}", message_id)
+    resolution = f"replayed as {message_id}"
+    if actor is not None:
+        resolution = f"{actor}: {resolution}"
+    _resolve(container, letter_id, "replayed", resolution, message_id)
     return message_id
 
 

@@ -259,8 +259,12 @@ def snapshot_writes(
         writes.append((REMOVE_ADDRESS_EACH, [{"id": mail, "address": a} for a in removed]))
         new = [{"service_mail_id": mail, "address": a, "created_at": now} for a in added]
         writes.append((ADD_ADDRESS_EACH, new))
-    row: dict[str, Any] = {"service_mail_id": mail, "taken_at": snapshot.taken_at}
-    writes.append((record_snapshot_statement(postgres), {**row, "applied_at": now}))
+    last: dict[str, Any] = {
+        "service_mail_id": mail,
+        "taken_at": snapshot.taken_at,
+        "applied_at": now,
+    }
+    writes.append((record_snapshot_statement(postgres), last))
     return writes
 
 

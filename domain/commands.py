@@ -56,6 +56,13 @@ class RecordAddressDeleted:
 
 
 @dataclass(frozen=True)
+class RecordAddressesSnapshot:
+    service_mail_id: str
+    addresses: frozenset[str]
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
 class RejectInvalidMessage:
     """A request whose ids could be read but whose payload breaks the contract."""
 
@@ -72,5 +79,6 @@ Command = (
     | ProvisionServiceMail
     | RecordAddressCreated
     | RecordAddressDeleted
+    | RecordAddressesSnapshot
     | RejectInvalidMessage
 )

@@ -14,6 +14,7 @@ Each call returns the Celery task id of the message sent.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -165,6 +166,25 @@ class QuotaClient:
 
     def address_deleted(self, *, service_mail_id: str, address: str) -> str:
         return self._address("mail.address_deleted", service_mail_id, address)
+
+    def addresses_snapshot(
+        self,
+        *,
+        service_mail_id: str,
+        addresses: Iterable[str],
+        taken_at: datetime | str | None = None,
+    ) -> str:
+        """The full list of a Service Mail's addresses (at most 10,000); `taken_at`, when the
+        list was read, defaults to now."""
+        return self.send(
+            "mail.addresses_snapshot",
+            {
+                "schema_version": SCHEMA_VERSION,
+                "service_mail_id": service_mail_id,
+                "addresses": list(addresses),
+                "taken_at": _wire_time(taken_at),
+            },
+        )
 
     def _address(self, name: str, service_mail_id: str, address: str) -> str:
         payload = {

@@ -39,6 +39,11 @@ INBOUND_EXAMPLES: dict[str, dict[str, Any]] = {
     "mail.address_deleted": {
         "schema_version": 1, "service_mail_id": "sm-example-ch", "address": "anna@example.ch",
     },
+    "mail.addresses_snapshot": {
+        "schema_version": 1, "service_mail_id": "sm-example-ch",
+        "addresses": ["anna@example.ch", "ben@example.ch", "info@example.ch"],
+        "taken_at": "2026-11-24T03:00:00+01:00",
+    },
 }  # fmt: skip
 
 _T0 = datetime(2026, 11, 24, 9, 2, 14, tzinfo=UTC)

@@ -151,6 +151,24 @@ class AddressDeleted(Message):
     """The e-mail address (at most 254 characters); compared case-insensitively."""
 
 
+# The most addresses one snapshot lists (the largest plan's limit); a 10,000-address
+# snapshot of 254-character addresses is about 2.6 MB of JSON, within QUOTA_MAX_MESSAGE_BYTES.
+MAX_SNAPSHOT_ADDRESSES = 10_000
+
+
+class AddressesSnapshot(Message):
+    """The mail platform's full list of a Service Mail's addresses, to correct any drift."""
+
+    service_mail_id: Identifier
+    """The Service Mail."""
+    addresses: Annotated[list[EmailAddress], Field(max_length=MAX_SNAPSHOT_ADDRESSES)]
+    """Every address that exists on it (at most 10,000, each at most 254 characters; compared
+    case-insensitively, a repeated one counts once): A becomes exactly this set."""
+    taken_at: Timestamp
+    """When the platform took the list (ISO 8601 with a timezone offset); a snapshot not newer
+    than the last one applied changes nothing."""
+
+
 class Route(NamedTuple):
     queue: str
     model: type[Message]
@@ -164,6 +182,7 @@ INBOUND: dict[str, Route] = {
     "mail.service_provisioned": Route("quota.mail", ServiceProvisioned),
     "mail.address_created": Route("quota.mail", AddressCreated),
     "mail.address_deleted": Route("quota.mail", AddressDeleted),
+    "mail.addresses_snapshot": Route("quota.mail", AddressesSnapshot),
 }
 
 QUEUES = ("quota.orders", "quota.payments", "quota.mail")

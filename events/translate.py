@@ -44,4 +44,10 @@ def to_command(message: inbound.Message) -> commands.Command:
             return commands.RecordAddressCreated(message.service_mail_id, message.address.lower())
         case inbound.AddressDeleted():
             return commands.RecordAddressDeleted(message.service_mail_id, message.address.lower())
+        case inbound.AddressesSnapshot():
+            return commands.RecordAddressesSnapshot(
+                message.service_mail_id,
+                frozenset(address.lower() for address in message.addresses),
+                message.taken_at.astimezone(UTC),
+            )
     raise TypeError(f"no command for {type(message).__name__}")

@@ -21,4 +21,8 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "mail.address_created": {"schema_version": 1, "service_mail_id": "sm-1", "address": "a@b.ch"},
     "mail.address_deleted": {"schema_version": 1, "service_mail_id": "sm-1", "address": "a@b.ch"},
+    "mail.addresses_snapshot": {
+        "schema_version": 1, "service_mail_id": "sm-1", "addresses": ["a@b.ch", "c@b.ch"],
+        "taken_at": "2026-11-24T03:00:00+01:00",
+    },
 }  # fmt: skip

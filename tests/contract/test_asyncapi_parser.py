@@ -23,7 +23,7 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
 def test_the_committed_document_is_valid_asyncapi_3() -> None:
     done = validate(COMMITTED)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "valid AsyncAPI 3.0.0, 4 channels, 12 operations, 12 messages" in done.stdout
+    assert "valid AsyncAPI 3.0.0, 4 channels, 13 operations, 13 messages" in done.stdout
 
 
 def test_the_json_rendering_is_valid_too(tmp_path: Path) -> None:

@@ -41,6 +41,12 @@ EMAILS = {
     "sql": "a@b.ch'; DROP TABLE addresses;--",
 }  # fmt: skip
 
+ADDRESS_LISTS = {
+    "not-a-list": "a@b.ch", "object": {"a@b.ch": 1}, "null": None,
+    "bad-entry": ["a@b.ch", "nobody"], "too-long-entry": ["a" * 250 + "@b.ch"],
+    "int-entry": [7], "null-entry": [None],
+}  # fmt: skip
+
 
 def cases() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
@@ -75,6 +81,9 @@ def cases() -> list[dict[str, Any]]:
             elif field == "address":
                 for label, bad in EMAILS.items():
                     add(f"{task}: address {label}", task, {**good, field: bad})
+            elif field == "addresses":
+                for label, bad in ADDRESS_LISTS.items():
+                    add(f"{task}: addresses {label}", task, {**good, field: bad})
             elif field == "reason":
                 add(f"{task}: reason 201 chars", task, {**good, field: "x" * 201})
             else:

@@ -14,6 +14,7 @@ QUEUES = {
     "mail.service_provisioned": "quota.mail",
     "mail.address_created": "quota.mail",
     "mail.address_deleted": "quota.mail",
+    "mail.addresses_snapshot": "quota.mail",
 }
 NOW = "2026-11-24T10:00:00+01:00"
 
@@ -132,3 +133,12 @@ class Producer:
     def address(self, mail: str, address: str, deleted: bool = False) -> str:
         name = "mail.address_deleted" if deleted else "mail.address_created"
         return self.send(name, schema_version=1, service_mail_id=mail, address=address)
+
+    def snapshot(self, mail: str, addresses: list[str], taken_at: str) -> str:
+        return self.send(
+            "mail.addresses_snapshot",
+            schema_version=1,
+            service_mail_id=mail,
+            addresses=addresses,
+            taken_at=taken_at,
+        )

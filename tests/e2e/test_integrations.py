@@ -67,6 +67,8 @@ def test_the_python_client_provisions_and_counts_addresses(
             return [r[0] for r in rows]
 
     assert wait_until(lambda: addresses() == ["ben@example.ch"], 30), addresses()
+    client.addresses_snapshot(service_mail_id=mail, addresses=["Cleo@Example.ch", "ben@example.ch"])
+    assert wait_until(lambda: sorted(addresses()) == ["ben@example.ch", "cleo@example.ch"], 30)
 
 
 def _wait_applied(events: EventReader, order_id: str) -> dict[str, Any]:

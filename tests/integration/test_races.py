@@ -9,9 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from domain import commands
+from tests.helpers import new_id
 from tests.integration.shop import Shop
+from worker.adapters import tables as t
 from worker.bootstrap import Container, build
 from worker.settings import Settings
 
@@ -120,3 +123,24 @@ def test_concurrent_payments_for_one_order_apply_once_and_refund_the_rest(shop: 
         outcomes = list(pool.map(shop.send, payments))
     assert sorted(outcomes) == ["applied"] + ["refund:duplicate_payment"] * (THREADS - 1)
     assert shop.mail(mail).version == 1
+
+
+def test_concurrent_snapshots_of_a_mail_not_provisioned_leave_exactly_the_newest(
+    shop: Shop,
+) -> None:
+    """No Service Mail row to lock yet: the snapshots of one take a lock of their own, so
+    whatever order they commit in, the newest one's set is what is counted."""
+    taken = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    for _ in range(ROUNDS // 4):
+        mail = new_id("sm-early")
+        snapshots = [
+            commands.RecordAddressesSnapshot(
+                mail, frozenset(f"s{n}-{k}@x.ch" for k in range(20)), taken + timedelta(minutes=n)
+            )
+            for n in range(THREADS)
+        ]
+        with ThreadPoolExecutor(THREADS) as pool:
+            outcomes = list(pool.map(shop.send, reversed(snapshots)))
+        assert outcomes.count("snapshot_applied:+20 -0") >= 1, outcomes
+        query = select(t.addresses.c.address).where(t.addresses.c.service_mail_id == mail)
+        assert {row.address for row in shop._rows(query)} == snapshots[-1].addresses

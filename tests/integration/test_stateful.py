@@ -6,8 +6,8 @@ with a small model of the rules (tests/integration/stateful_model.py).
 The state space: provisioning (new Service Mails, and again with another owner, plan or
 kSuite, within or outside the plan's bounds), requests before their Service Mail and
 its grace, Starter upgrades along the plan chain, early cancels and payments, deletes
-before creates, payments with `paid_at` around `expires_at`, reused payment ids, and
-redeliveries."""
+before creates, address snapshots (stale or not, before provisioning too), payments with
+`paid_at` around `expires_at`, reused payment ids, and redeliveries."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ class Quotas(RuleBasedStateMachine):
         self.accounts: list[str] = []
         self.sent: list[tuple[commands.Command, str]] = []
         self.payment_commands: dict[str, commands.ConfirmPayment] = {}
+        self.snapshots: dict[str, datetime] = {}  # the last taken_at applied, by mail id
 
     @property
     def now(self) -> datetime:
@@ -140,6 +141,24 @@ class Quotas(RuleBasedStateMachine):
             address = f"u{data.draw(st.integers(0, 12))}@x.ch"
             self.send(commands.RecordAddressDeleted(mail_id, address))
             known.discard(address)
+
+    @rule(data=st.data())
+    def snapshot(self, data: st.DataObject) -> None:
+        """The platform's list: a ghost a delete before its create left goes, and one not
+        newer than the last applied (taken at one of a few hours) changes nothing."""
+        # Not "st-x": shared by every example, its addresses and snapshot outlive the model.
+        mail_id = data.draw(st.sampled_from(_ordered([*self.model.mails, *self.unknown])))
+        listed = {f"u{n}@x.ch" for n in data.draw(st.lists(st.integers(0, 12), max_size=8))}
+        taken_at = REQUESTED_AT + timedelta(hours=data.draw(st.integers(0, 5)))
+        outcome = self.send(commands.RecordAddressesSnapshot(mail_id, frozenset(listed), taken_at))
+        last = self.snapshots.get(mail_id)
+        if last is not None and taken_at <= last:
+            assert outcome == "stale"
+            return
+        known = self.model.addresses.setdefault(mail_id, set())
+        assert outcome == f"snapshot_applied:+{len(listed - known)} -{len(known - listed)}"
+        self.snapshots[mail_id] = taken_at
+        self.model.addresses[mail_id] = listed
 
     # -- orders -------------------------------------------------------------------------
     @rule(data=st.data())

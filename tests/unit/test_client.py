@@ -33,6 +33,14 @@ def test_a_time_without_offset_is_refused_and_defaults_are_aware() -> None:
                                paid_at="2026-11-24T10:00:00")  # fmt: skip
 
 
+def test_a_snapshot_of_more_than_ten_thousand_addresses_raises_and_is_not_sent() -> None:
+    client = QuotaClient(NOWHERE, publish_retries=0)
+    with pytest.raises(InvalidMessageError, match="addresses"):
+        client.addresses_snapshot(
+            service_mail_id="sm-1", addresses=(f"u{n}@b.ch" for n in range(10_001))
+        )
+
+
 def test_a_valid_message_gets_as_far_as_the_broker() -> None:
     """The refusals above are the client's own: a valid message does try to send."""
     client = QuotaClient(NOWHERE, publish_retries=0)

@@ -161,3 +161,48 @@ def test_a_valid_payload_with_one_field_replaced_by_junk_never_crashes(
     payload = {**VALID[task], field: data.draw(json_values)}
     with contextlib.suppress(ValidationError):
         schema(task).model_validate(payload)
+
+
+def _addresses(count: int) -> list[str]:
+    return [f"user{n}@b.ch" for n in range(count)]
+
+
+def test_a_snapshot_of_ten_thousand_addresses_is_accepted() -> None:
+    assert not refuses("mail.addresses_snapshot", addresses=_addresses(10_000))
+
+
+def test_a_snapshot_of_ten_thousand_and_one_addresses_is_refused() -> None:
+    assert refuses("mail.addresses_snapshot", addresses=_addresses(10_001))
+
+
+def test_a_snapshot_may_list_no_address_at_all() -> None:
+    assert not refuses("mail.addresses_snapshot", addresses=[])
+
+
+def test_a_snapshot_address_of_254_characters_is_accepted_and_of_255_refused() -> None:
+    assert not refuses("mail.addresses_snapshot", addresses=[f"{'a' * 64}@{'b' * 186}.ch"])
+    assert refuses("mail.addresses_snapshot", addresses=[f"{'a' * 64}@{'b' * 187}.ch"])
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    ["a@b.ch", ["a@b.ch", "nobody"], ["a b@c.ch"], [7], [None], {"a@b.ch": 1}],
+    ids=["a-string", "one-bad", "space", "int", "null", "object"],
+)
+def test_a_snapshot_with_any_bad_address_is_refused_whole(addresses: object) -> None:
+    assert refuses("mail.addresses_snapshot", addresses=addresses)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-11-24T03:00:00",
+        "2026-11-24",
+        "1999-12-31T23:59:59Z",
+        "2200-01-01T00:00:01Z",
+        1732442400,
+    ],
+    ids=["no-offset", "date-only", "before-2000", "after-2200", "epoch-number"],
+)
+def test_a_snapshot_time_must_be_a_bounded_iso_8601_time_with_an_offset(when: object) -> None:
+    assert refuses("mail.addresses_snapshot", taken_at=when)

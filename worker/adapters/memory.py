@@ -16,6 +16,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from domain.addresses import AddressChanges, AddressSnapshot
 from domain.events import DomainEvent, QuotaChanged
 from domain.mail import ServiceMail
 from domain.model import ChangeState, QuotaChange
@@ -30,6 +31,7 @@ from worker.service.repository import (
     ProvisioningFacts,
     Repository,
     RequestFacts,
+    SnapshotFacts,
 )
 from worker.service.uow import OnCommitted, UnitOfWork
 
@@ -38,6 +40,7 @@ from worker.service.uow import OnCommitted, UnitOfWork
 class Tables:
     service_mails: dict[str, dict[str, Any]] = field(default_factory=dict)
     addresses: dict[str, set[str]] = field(default_factory=dict)
+    address_snapshots: dict[str, datetime] = field(default_factory=dict)  # taken_at
     quota_changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -165,6 +168,18 @@ class InMemoryRepository(Repository):
             return False
         known.discard(address)
         return True
+
+    def snapshot_facts(self, service_mail_id: str) -> SnapshotFacts:
+        counted = frozenset(self.t.addresses.get(service_mail_id, ()))
+        return SnapshotFacts(self.t.address_snapshots.get(service_mail_id), counted)
+
+    def apply_snapshot(
+        self, snapshot: AddressSnapshot, changes: AddressChanges, now: datetime
+    ) -> None:
+        known = self.t.addresses.setdefault(snapshot.service_mail_id, set())
+        known -= changes.removed
+        known |= changes.added
+        self.t.address_snapshots[snapshot.service_mail_id] = snapshot.taken_at
 
     def hold_early_cancel(self, order_id: str, reason: str, now: datetime) -> None:
         self.t.early_cancels.setdefault(order_id, reason)

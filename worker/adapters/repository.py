@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 
+from domain.addresses import AddressChanges, AddressSnapshot
 from domain.events import DomainEvent, QuotaChanged
 from domain.mail import ServiceMail
 from domain.model import ChangeState, QuotaChange
@@ -27,6 +28,7 @@ from worker.service.repository import (
     ProvisioningFacts,
     Repository,
     RequestFacts,
+    SnapshotFacts,
 )
 
 
@@ -172,6 +174,16 @@ class SqlRepository(Repository):
     def delete_address(self, service_mail_id: str, address: str) -> bool:
         self._lock_mail(service_mail_id)
         return bool(self._rows(sql.DELETE_ADDRESS, {"id": service_mail_id, "address": address}))
+
+    def snapshot_facts(self, service_mail_id: str) -> SnapshotFacts:
+        reads = self.queue.read(*sql.snapshot_reads(service_mail_id, self.is_postgres))
+        return SnapshotFacts(*rows.snapshot(*reads[-2:]))
+
+    def apply_snapshot(
+        self, snapshot: AddressSnapshot, changes: AddressChanges, now: datetime
+    ) -> None:
+        for write in sql.snapshot_writes(snapshot, changes, now, postgres=self.is_postgres):
+            self.queue.write(*write)
 
     def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
         return bool(self._rows(sql.insert_ignore_statement(table, self.is_postgres), values))

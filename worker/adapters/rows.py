@@ -29,6 +29,11 @@ def mail(rows: list[Any], counted: list[Any]) -> tuple[ServiceMail | None, bool]
     return mail, bool(facts.awaiting)
 
 
+def snapshot(last: list[Any], counted: list[Any]) -> tuple[datetime | None, frozenset[str]]:
+    """The last snapshot's `taken_at` (None if none) and the addresses counted."""
+    return (last[0].taken_at if last else None), frozenset(r.address for r in counted)
+
+
 def mail_row(mail: ServiceMail) -> dict[str, Any]:
     return {
         "id": mail.id,

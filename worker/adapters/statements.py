@@ -9,11 +9,14 @@ tests/integration/test_plans.py).
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    String,
     Table,
     and_,
+    any_,
     bindparam,
     delete,
     exists,
@@ -27,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from domain.addresses import AddressChanges, AddressSnapshot
 from domain.model import ChangeState
 from domain.payment import PaymentStatus
 from worker.adapters import tables as t
@@ -136,6 +140,46 @@ DELETE_ADDRESS = (
     )
     .returning(t.addresses.c.address)
 )
+# A snapshot's, after LOCK_SNAPSHOTS (PostgreSQL) and the Service Mail's row lock.
+LAST_SNAPSHOT = select(t.address_snapshots.c.taken_at).where(
+    t.address_snapshots.c.service_mail_id == bindparam("id")
+)
+ADDRESSES_OF_MAIL = select(t.addresses.c.address).where(
+    t.addresses.c.service_mail_id == bindparam("id")
+)
+# Snapshots of one Service Mail, one at a time, even before it is provisioned (no row to
+# lock yet): an advisory lock in the two-key space, which never meets the orders' one-key
+# locks; taken first, before the Service Mail's row, by snapshots only.
+SNAPSHOT_LOCKS = 1
+LOCK_SNAPSHOTS = select(
+    func.pg_advisory_xact_lock(literal_column(str(SNAPSHOT_LOCKS)), func.hashtext(bindparam("id")))
+)
+# PostgreSQL: a snapshot's removed and added addresses as one array each, one statement
+# each, whatever their number.
+_ADDRESS_ARRAY = postgresql.ARRAY(String(254))
+REMOVE_ADDRESSES_PG = delete(t.addresses).where(
+    t.addresses.c.service_mail_id == bindparam("id"),
+    t.addresses.c.address == any_(bindparam("addresses", type_=_ADDRESS_ARRAY)),
+)
+ADD_ADDRESSES_PG = (
+    postgresql.insert(t.addresses)
+    .from_select(
+        ["service_mail_id", "address", "created_at"],
+        select(
+            bindparam("id", type_=t.ID),
+            func.unnest(bindparam("addresses", type_=_ADDRESS_ARRAY)),
+            bindparam("now", type_=t.UTCDateTime()),
+        ),
+    )
+    .on_conflict_do_nothing()
+)
+# SQLite (in-process, no round trip to save): one prepared statement run per address
+# (executemany), so no statement ever holds more than three bind variables.
+REMOVE_ADDRESS_EACH = delete(t.addresses).where(
+    t.addresses.c.service_mail_id == bindparam("id"),
+    t.addresses.c.address == bindparam("address"),
+)
+ADD_ADDRESS_EACH = sqlite.insert(t.addresses).on_conflict_do_nothing()
 IS_PROCESSED = select(exists().where(t.processed_messages.c.message_id == bindparam("id")))
 # The sweep's: bounded, and each served by a partial index (ix_quota_changes_awaiting_expiry,
 # ix_payments_pending).
@@ -179,6 +223,49 @@ def insert_ignore_statement(table: Table, postgres: bool) -> Any:
     dialect_insert = postgresql.insert if postgres else sqlite.insert
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT DO NOTHING.
     return dialect_insert(table).on_conflict_do_nothing().returning(literal_column("1"))
+
+
+@functools.cache
+def record_snapshot_statement(postgres: bool) -> Any:
+    """Upsert of a Service Mail's last snapshot applied."""
+    upsert = (postgresql.insert if postgres else sqlite.insert)(t.address_snapshots)
+    return upsert.on_conflict_do_update(
+        index_elements=[t.address_snapshots.c.service_mail_id],
+        set_={"taken_at": upsert.excluded.taken_at, "applied_at": upsert.excluded.applied_at},
+    )
+
+
+def snapshot_reads(service_mail_id: str, postgres: bool) -> list[tuple[Any, dict[str, Any]]]:
+    """A snapshot's locks (its Service Mail's snapshots, then its row), then what it is
+    decided on: the last one's `taken_at` and the addresses counted."""
+    params = {"id": service_mail_id}
+    locks = [LOCK_SNAPSHOTS, MAIL_FOR_UPDATE] if postgres else [MAIL_FOR_UPDATE]
+    return [(statement, params) for statement in [*locks, LAST_SNAPSHOT, ADDRESSES_OF_MAIL]]
+
+
+def snapshot_writes(
+    snapshot: AddressSnapshot, changes: AddressChanges, now: datetime, *, postgres: bool
+) -> list[tuple[Any, Any]]:
+    """A snapshot's statements: the removed addresses, the added ones (sorted, so two
+    writers meet the rows in one order), then the snapshot's `taken_at`."""
+    mail, removed, added = snapshot.service_mail_id, sorted(changes.removed), sorted(changes.added)
+    writes: list[tuple[Any, Any]] = []
+    if postgres:
+        if removed:
+            writes.append((REMOVE_ADDRESSES_PG, {"id": mail, "addresses": removed}))
+        if added:
+            writes.append((ADD_ADDRESSES_PG, {"id": mail, "addresses": added, "now": now}))
+    else:
+        writes.append((REMOVE_ADDRESS_EACH, [{"id": mail, "address": a} for a in removed]))
+        new = [{"service_mail_id": mail, "address": a, "created_at": now} for a in added]
+        writes.append((ADD_ADDRESS_EACH, new))
+    last: dict[str, Any] = {
+        "service_mail_id": mail,
+        "taken_at": snapshot.taken_at,
+        "applied_at": now,
+    }
+    writes.append((record_snapshot_statement(postgres), last))
+    return writes
 
 
 def locked_mail_reads(

@@ -86,6 +86,17 @@ addresses = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# The last snapshot of a Service Mail's addresses applied (`mail.addresses_snapshot`): one
+# not newer changes nothing. Kept by id, whether the Service Mail is provisioned yet or not,
+# as its addresses are.
+address_snapshots = Table(
+    "address_snapshots",
+    metadata,
+    Column("service_mail_id", ID, primary_key=True),
+    Column("taken_at", UTCDateTime, nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
 quota_changes = Table(
     "quota_changes",
     metadata,

@@ -73,6 +73,11 @@ def address_deleted(self: Task, *args: Any, **kwargs: Any) -> str:
     return handle_inbound(self, args, kwargs, container_of(self.app).bus)
 
 
+@_inbound("mail.addresses_snapshot")
+def addresses_snapshot(self: Task, *args: Any, **kwargs: Any) -> str:
+    return handle_inbound(self, args, kwargs, container_of(self.app).bus)
+
+
 def transient(exc: BaseException) -> bool:
     """Worth another try: a transient database error (its adapter says which), or the
     broker or stream briefly away."""

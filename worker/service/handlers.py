@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain import commands, errors
+from domain.addresses import AddressSnapshot
 from domain.events import ChangeRejected, DomainEvent
 from domain.mail import ServiceMail
 from domain.model import ChangeState, QuotaChange
@@ -127,6 +128,18 @@ def address_deleted(cmd: commands.RecordAddressDeleted, uow: UnitOfWork, deps: D
     return Outcome(Kind.REMOVED if removed else Kind.UNKNOWN)
 
 
+def addresses_snapshot(
+    cmd: commands.RecordAddressesSnapshot, uow: UnitOfWork, deps: Deps
+) -> Outcome:
+    snapshot = AddressSnapshot(cmd.service_mail_id, cmd.addresses, cmd.taken_at)
+    facts = uow.repo.snapshot_facts(cmd.service_mail_id)
+    if not snapshot.is_newer_than(facts.last_taken_at):
+        return Outcome(Kind.STALE)
+    changes = snapshot.changes_from(facts.addresses)
+    uow.repo.apply_snapshot(snapshot, changes, deps.now())
+    return Outcome(Kind.SNAPSHOT_APPLIED, str(changes))
+
+
 def reject_invalid(cmd: commands.RejectInvalidMessage, uow: UnitOfWork, deps: Deps) -> Outcome:
     reason = errors.InvalidMessage.reason
     uow.emit(
@@ -177,5 +190,6 @@ HANDLERS: dict[type[commands.Command], Callable[..., Outcome]] = {
     commands.ProvisionServiceMail: provision,
     commands.RecordAddressCreated: address_created,
     commands.RecordAddressDeleted: address_deleted,
+    commands.RecordAddressesSnapshot: addresses_snapshot,
     commands.RejectInvalidMessage: reject_invalid,
 }

@@ -28,6 +28,8 @@ class Kind(StrEnum):
     KNOWN = "known"
     REMOVED = "removed"
     UNKNOWN = "unknown"
+    SNAPSHOT_APPLIED = "snapshot_applied"  # reason: how many added and removed, "+2 -1"
+    STALE = "stale"  # a snapshot not newer than the last one applied: nothing changed
     # nothing done
     DUPLICATE = "duplicate"  # the same request or payment again, under another message id
     DUPLICATE_DELIVERY = "duplicate_delivery"  # the same message id again

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from domain.addresses import AddressChanges, AddressSnapshot
 from domain.events import DomainEvent, QuotaChanged
 from domain.mail import ServiceMail
 from domain.model import QuotaChange
@@ -57,6 +58,15 @@ class ProvisioningFacts:
 
     mail: ServiceMail | None
     open_changes: list[OpenChange]
+
+
+@dataclass(frozen=True)
+class SnapshotFacts:
+    """What an address snapshot is decided on: when the last one applied to the Service Mail
+    was taken (None if none was) and the addresses counted now."""
+
+    last_taken_at: datetime | None
+    addresses: frozenset[str]
 
 
 def _key(aggregate: Aggregate) -> tuple[type, str]:
@@ -119,6 +129,18 @@ class Repository(ABC):
     @abstractmethod
     def delete_address(self, service_mail_id: str, address: str) -> bool:
         """Remove an address (False if unknown), under its Service Mail's row lock."""
+
+    @abstractmethod
+    def snapshot_facts(self, service_mail_id: str) -> SnapshotFacts:
+        """Locks the Service Mail's snapshots (even of a Service Mail not provisioned yet),
+        then its row, so a snapshot serialises with the address facts and the requests."""
+
+    @abstractmethod
+    def apply_snapshot(
+        self, snapshot: AddressSnapshot, changes: AddressChanges, now: datetime
+    ) -> None:
+        """Add and remove the addresses in a few set-based statements, and record the
+        snapshot's `taken_at` as the last one applied."""
 
     @abstractmethod
     def hold_early_cancel(self, order_id: str, reason: str, now: datetime) -> None:

@@ -75,26 +75,33 @@ def dev(processes: int, concurrency: int, pool: str) -> None:
     """Run on the embedded default: own Redis and an SQLite file under QUOTA_DATA_DIR."""
     from worker.adapters.embedded import EmbeddedRedis, EmbeddedRedisError
     from worker.adapters.migrate import upgrade
+    from worker.entrypoints.api_child import ApiChild, start_beside
 
     settings = load_settings()
     try:
         embedded = EmbeddedRedis(settings.data_path).start()
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from exc
+    api: ApiChild | None = None
     try:
         os.environ.setdefault("QUOTA_BROKER_URL", embedded.broker_url)
         os.environ.setdefault("QUOTA_REDIS_URL", embedded.redis_url)
         settings = load_settings()
         upgrade(settings.database())
+        # Only the API's environment holds the token: the workers never see it.
+        api, served = start_beside(settings.api_host, os.environ)
         click.echo(
             f"embedded Redis: {embedded.broker_url}\n"
             f"database:       {safe_url(settings.database())}\n"
             f"event stream:   {settings.events_stream}\n"
-            "Ctrl-C stops the worker cleanly.",
+            f"{served}\n"
+            "Ctrl-C stops the worker and the API cleanly.",
             err=True,
         )
         code = _run(processes, concurrency, pool)
     finally:
+        if api is not None:
+            api.stop()
         embedded.stop()
     sys.exit(code)
 

@@ -114,12 +114,20 @@ def dev(processes: int, concurrency: int, pool: str) -> None:
     help="Where the demo keeps its Redis and SQLite files (default: QUOTA_DATA_DIR/demo).",
 )
 @click.option("--keep", is_flag=True, help="Keep the demo's data from an earlier run.")
-def demo(data_dir: Path | None, keep: bool) -> None:
-    """Play a realistic day of orders through the real queues and worker, then show the outcome."""
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="After the day, keep the worker and the API (the console) up on its data until Ctrl-C.",
+)
+def demo(data_dir: Path | None, keep: bool, keep_running: bool) -> None:
+    """Play a realistic day of orders through the real queues and worker, then show the outcome.
+
+    The API and its console serve the day as it plays (address and a one-off token printed)."""
     from worker.ops.demo import run_demo
 
     settings = load_settings()
-    sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))
+    path = data_dir or settings.data_path / "demo"
+    sys.exit(run_demo(path, keep=keep, keep_running=keep_running))
 
 
 @main.group()

@@ -275,6 +275,7 @@ def bench(
         latency_seconds=latency_seconds or (4.0 if quick else 20.0),
         floor_orders=200 if quick else 2000,
         refusals=2000 if quick else 20_000,
+        api_seconds=10.0 if quick else 20.0,
     )
     try:
         if soak:

@@ -54,7 +54,8 @@ def start_dev(data_dir: Path, port: int) -> Dev:
         command, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
     )
     dev = Dev(process, out, port)
-    started = lambda: process.poll() is not None or "Ctrl-C stops" in dev.text()  # noqa: E731
+    # Its Celery worker ready: from then on a signal stops it cleanly.
+    started = lambda: process.poll() is not None or " ready." in dev.text()  # noqa: E731
     if not wait_until(started, 90, step=0.2) or process.poll() is not None:
         process.kill()
         raise RuntimeError(f"quota-worker dev did not start:\n{dev.text()[-3000:]}")

@@ -18,6 +18,20 @@ def _per_order(drain: dict[str, Any], orders: int) -> str:
     )
 
 
+def _read_api(api: dict[str, Any] | None) -> list[str]:
+    if not api:
+        return []
+    rows = []
+    for name, path in (("service_mail", "/v1/service-mails/{id}"), ("quote", ".../quote")):
+        c = api["calls"][name]
+        rows.append(
+            f"| read API: GET {path}, open loop ({api['sent_rate']} req/s of both, "
+            f"{api['seconds']:g} s) | | p50 {c.get('p50_ms')} / p99 {c.get('p99_ms')} / max "
+            f"{c.get('max_ms')} ms; {c['errors']} errors of {c.get('n', 0) + c['errors']} |"
+        )
+    return rows
+
+
 def table(r: dict[str, Any]) -> str:
     base, quota = r["baseline"], r["quota_worker"]
     o = r["options"]
@@ -60,6 +74,7 @@ def table(r: dict[str, Any]) -> str:
             f"refused/s, {flood['dead_lettered']:,} dead letters; valid messages drained at "
             f"{quota['rate']}/s) |"
         )
+    lines.extend(_read_api(r.get("read_api")))
     floor = r["database_floor"]
     servers = ", ".join(f"{k} {v}" for k, v in sorted(floor["server_cpu_ms_per_message"].items()))
     lines.append(f"| database floor (bus in one process, no Celery), messages/s | | "

@@ -6,7 +6,10 @@ Phases, each on the same broker, database and worker layout:
 2. quota-worker: `quota-worker run` drains the same messages (fresh database);
 3. latency: an open-loop producer at 50% and 90% of the rate measured in 2;
    payment published -> `mail.quota.changed` readable on the stream;
-4. the database floor: the same transactions through the bus in one process,
+4. refusals: a flood of refused messages, then one good one;
+5. the read API: `quota-worker api` on the same database under an open-loop
+   load of service-mail reads and quotes (bench/api_load.py);
+6. the database floor: the same transactions through the bus in one process,
    no Celery.
 
 Rates come from Celery's own task events (received / succeeded), read the way
@@ -36,6 +39,7 @@ import psutil
 from celery import Celery
 from sqlalchemy import create_engine, text
 
+from bench.api_load import RATE, api_process, load
 from bench.latency import db_floor, latency
 from bench.measure import Drain, TaskEvents, celery_rss_mb, cpu_seconds, peak_rss_mb, server_cpu
 from bench.refusals import refusal_flood
@@ -209,10 +213,10 @@ def run(
 
 
 def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
-    log("phase 1/5: baseline (no-op tasks, same configuration and layout)")
+    log("phase 1/6: baseline (no-op tasks, same configuration and layout)")
     base = bench.baseline()
     log(f"baseline: {base.rate} messages/s")
-    log(f"phase 2/5: quota-worker drains the same workload ({options.mails} Service Mails)")
+    log(f"phase 2/6: quota-worker drains the same workload ({options.mails} Service Mails)")
     seed_mails(target.database_url, "base", options.mails)
     workload = generate("base", options.mails, options.orders)
     with bench.quota_worker() as (root, names):
@@ -225,17 +229,21 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         bench.events.stop()
         lat = []
         for share in (0.5, 0.9):
-            log(f"phase 3/5: latency at {int(share * 100)}% of {quota.rate} messages/s")
+            log(f"phase 3/6: latency at {int(share * 100)}% of {quota.rate} messages/s")
             rate = quota.rate * share
             first_mail = 1_000_000 * (2 if share > 0.5 else 1)
             lat.append(
                 {"share": share, **latency(bench, rate, options.latency_seconds, first_mail)}
             )
-        log(f"phase 4/5: {options.refusals} refused messages, then one good one")
+        log(f"phase 4/6: {options.refusals} refused messages, then one good one")
         seed_mails(target.database_url, "flood", 1, first=3_000_000)
         flood = refusal_flood(bench, names, options.refusals, 3_000_000)
         log(f"refusals: {flood}")
-    log("phase 5/5: database floor (the bus in one process, no Celery)")
+        log(f"phase 5/6: the read API at {RATE:g} requests/s for {options.api_seconds:g} s")
+        with api_process(target, bench.data_dir) as api:
+            read_api = load(api, options.mails, options.api_seconds)
+        log(f"read API: {read_api['calls']}")
+    log("phase 6/6: database floor (the bus in one process, no Celery)")
     floor = db_floor(bench)
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -251,5 +259,6 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         "database_scans": scans.result,
         "latency": lat,
         "refusal_flood": flood,
+        "read_api": read_api,
         "database_floor": floor,
     }

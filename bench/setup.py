@@ -46,6 +46,7 @@ class Options:
     latency_seconds: float
     floor_orders: int
     refusals: int = 20_000
+    api_seconds: float = 20.0
 
 
 def log(message: str) -> None:

@@ -24,6 +24,10 @@ def api() -> None:
 
     from worker.api.app import create_app
     from worker.api.tokens import HOW_TO_SET
+    from worker.entrypoints.lifeline import die_with_supervisor
+
+    # Started by `dev` or `demo`: a SIGTERM when they die, however they die.
+    die_with_supervisor()
 
     # Each /readyz reads the schema's revision: Alembic would log its dialect every time.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
@@ -36,9 +40,10 @@ def api() -> None:
         log.warning("api_no_tokens", refused="every /v1 call", fix=HOW_TO_SET)
     log.info("api_listening", host=settings.api_host, port=settings.api_port)
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the
-    # handler it found: this one notes it, so a clean stop exits 0 (as `run` does).
+    # handler it found: this one ends the run, so a clean stop exits 0 (as `run` does),
+    # and a signal that comes before uvicorn listens for them stops it all the same.
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: None)
+        signal.signal(signum, _stopped)
     try:
         uvicorn.run(
             create_app(container),
@@ -48,6 +53,16 @@ def api() -> None:
             access_log=False,  # api_request is the access log, without query strings
             server_header=False,
         )
+    except _Stop:
+        pass
     finally:
         container.database.dispose()
     click.echo("api stopped", err=True)
+
+
+class _Stop(Exception):
+    """A SIGTERM or SIGINT, once uvicorn has let go of it (or before it listened)."""
+
+
+def _stopped(_signum: int, _frame: object) -> None:
+    raise _Stop

@@ -75,26 +75,33 @@ def dev(processes: int, concurrency: int, pool: str) -> None:
     """Run on the embedded default: own Redis and an SQLite file under QUOTA_DATA_DIR."""
     from worker.adapters.embedded import EmbeddedRedis, EmbeddedRedisError
     from worker.adapters.migrate import upgrade
+    from worker.entrypoints.api_child import ApiChild, start_beside
 
     settings = load_settings()
     try:
         embedded = EmbeddedRedis(settings.data_path).start()
     except EmbeddedRedisError as exc:
         raise click.ClickException(str(exc)) from exc
+    api: ApiChild | None = None
     try:
         os.environ.setdefault("QUOTA_BROKER_URL", embedded.broker_url)
         os.environ.setdefault("QUOTA_REDIS_URL", embedded.redis_url)
         settings = load_settings()
         upgrade(settings.database())
+        # Only the API's environment holds the token: the workers never see it.
+        api, served = start_beside(settings.api_host, os.environ)
         click.echo(
             f"embedded Redis: {embedded.broker_url}\n"
             f"database:       {safe_url(settings.database())}\n"
             f"event stream:   {settings.events_stream}\n"
-            "Ctrl-C stops the worker cleanly.",
+            f"{served}\n"
+            "Ctrl-C stops the worker and the API cleanly.",
             err=True,
         )
         code = _run(processes, concurrency, pool)
     finally:
+        if api is not None:
+            api.stop()
         embedded.stop()
     sys.exit(code)
 
@@ -107,12 +114,20 @@ def dev(processes: int, concurrency: int, pool: str) -> None:
     help="Where the demo keeps its Redis and SQLite files (default: QUOTA_DATA_DIR/demo).",
 )
 @click.option("--keep", is_flag=True, help="Keep the demo's data from an earlier run.")
-def demo(data_dir: Path | None, keep: bool) -> None:
-    """Play a realistic day of orders through the real queues and worker, then show the outcome."""
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="After the day, keep the worker and the API (the console) up on its data until Ctrl-C.",
+)
+def demo(data_dir: Path | None, keep: bool, keep_running: bool) -> None:
+    """Play a realistic day of orders through the real queues and worker, then show the outcome.
+
+    The API and its console serve the day as it plays (address and a one-off token printed)."""
     from worker.ops.demo import run_demo
 
     settings = load_settings()
-    sys.exit(run_demo(data_dir or settings.data_path / "demo", keep=keep))
+    path = data_dir or settings.data_path / "demo"
+    sys.exit(run_demo(path, keep=keep, keep_running=keep_running))
 
 
 @main.group()
@@ -260,6 +275,7 @@ def bench(
         latency_seconds=latency_seconds or (4.0 if quick else 20.0),
         floor_orders=200 if quick else 2000,
         refusals=2000 if quick else 20_000,
+        api_seconds=10.0 if quick else 20.0,
     )
     try:
         if soak:

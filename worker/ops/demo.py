@@ -22,13 +22,16 @@ from celery import Celery
 
 from worker.adapters.embedded import EmbeddedRedis, EmbeddedRedisError
 from worker.adapters.migrate import upgrade
+from worker.entrypoints.api_child import ApiChild, start_beside
 from worker.ops.demo_day import PAYMENT_TIMEOUT, Day, console
 from worker.ops.demo_outcome import Stream, report, wait_all, waiter
 from worker.ops.demo_story import play
 from worker.settings import EMBEDDED_DB_FILE
 
+API_SETTINGS = ("QUOTA_API_HOST", "QUOTA_API_PORT", "QUOTA_API_TOKENS")
 
-def run_demo(data_dir: Path, keep: bool = False) -> int:
+
+def run_demo(data_dir: Path, keep: bool = False, keep_running: bool = False) -> int:
     data_dir = data_dir.resolve()
     _prepare(data_dir, keep)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the story, not the migration
@@ -38,20 +41,27 @@ def run_demo(data_dir: Path, keep: bool = False) -> int:
     except EmbeddedRedisError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
-    worker = None
+    worker = api = None
     try:
         env = _environment(data_dir, embedded)
         upgrade(env["QUOTA_DATABASE_URL"])
         worker = _start_worker(env, data_dir / "worker.log")
+        api, served = _start_api(env, data_dir / "api.log")
+        console.print(served, highlight=False, markup=False)
         stream = Stream(embedded.client(), env["QUOTA_EVENTS_STREAM"])
         day = Day(Celery("checkout", broker=embedded.broker_url, set_as_current=False))
         play(day, waiter(day, stream, data_dir))
         console.rule("waiting for every order to settle")
         ok = wait_all(day.orders, stream)
         report(day.orders, stream)
-        _hint(data_dir, env)
+        if keep_running:
+            _stay_up(served)
+        else:
+            _hint(data_dir, env, api is not None)
         return 0 if ok else 1
     finally:
+        if api is not None:
+            api.stop()
         if worker is not None:
             _stop_worker(worker)
         embedded.stop()
@@ -59,7 +69,8 @@ def run_demo(data_dir: Path, keep: bool = False) -> int:
 
 def _prepare(data_dir: Path, keep: bool) -> None:
     if data_dir.exists() and not keep:
-        ours = {EMBEDDED_DB_FILE, "redis.log", "worker.log", "appendonly.aof", "appendonlydir"}
+        ours = {EMBEDDED_DB_FILE, "redis.log", "worker.log", "api.log", "appendonly.aof"}
+        ours.add("appendonlydir")
         strangers = [p.name for p in data_dir.iterdir() if not p.name.startswith(tuple(ours))]
         if strangers:
             raise SystemExit(
@@ -111,7 +122,31 @@ def _stop_worker(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def _hint(data_dir: Path, env: dict[str, str]) -> None:
+def _start_api(env: dict[str, str], log: Path) -> tuple[ApiChild | None, str]:
+    """The API on the demo's data; the operator's own QUOTA_API_* settings are kept."""
+    mine = {k: v for k, v in os.environ.items() if k in API_SETTINGS}
+    console.print(f"starting the API (its log: {log}) ...")
+    return start_beside(mine.get("QUOTA_API_HOST", "127.0.0.1"), {**env, **mine}, log)
+
+
+def _stay_up(served: str) -> None:
+    """--keep-running: the worker and the API serve the day until SIGINT or SIGTERM."""
+    received: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: received.append(number))
+    console.rule("the day is played: look at it")
+    console.print(served, highlight=False, markup=False)
+    console.print("The worker and the API stay up on the day's data: Ctrl-C stops them.")
+    while not received:
+        time.sleep(0.2)
+
+
+def _hint(data_dir: Path, env: dict[str, str], served: bool) -> None:
+    if served:
+        console.print(
+            "\nTo look at the day in the console, run [bold]quota-worker demo "
+            "--keep-running[/bold]: the worker and the API stay up after it until Ctrl-C."
+        )
     console.print(
         "\nLook closer (the demo's worker has stopped; its data stays):\n"
         f"  QUOTA_DATA_DIR={data_dir} QUOTA_DATABASE_URL={env['QUOTA_DATABASE_URL']} "

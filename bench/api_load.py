@@ -1,0 +1,142 @@
+"""The read API under an open-loop load: a real `quota-worker api` process on the bench's
+database, and from this process GET /v1/service-mails/{id} and its /quote at a fixed rate
+whatever the API does, each call timed from the moment it was due (a call that waits for
+a free connection counts its wait, so a slow API cannot hide behind fewer calls)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.measure import percentiles
+from bench.setup import CODE_ROOT, Target, worker_env
+from bench.workload import mail_id
+
+RATE = 200.0  # requests per second, half of each call
+CONNECTIONS = 32  # at most this many calls in flight: far above what 200/s needs at 20 ms
+
+
+@dataclass(frozen=True)
+class Api:
+    host: str
+    port: int
+    token: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _up(api: Api) -> bool:
+    try:
+        connection = http.client.HTTPConnection(api.host, api.port, timeout=2)
+        connection.request("GET", "/readyz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def api_process(target: Target, data_dir: Path) -> Iterator[Api]:
+    """`quota-worker api` on the bench's services, with a read token of its own."""
+    api = Api("127.0.0.1", _free_port(), secrets.token_urlsafe(24))
+    env = {**worker_env(target, data_dir), "QUOTA_API_PORT": str(api.port),
+           "QUOTA_API_TOKENS": f"bench:read:{api.token}"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "api"], env=env, cwd=CODE_ROOT,
+        start_new_session=True, stdout=(data_dir / "api.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _up(api):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"quota-worker api did not become ready; see {data_dir}")
+            time.sleep(0.2)
+        yield api
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _calls(mails: int, count: int, seed: int = 11) -> list[tuple[str, str]]:
+    """(call name, path): service-mail reads and quotes, alternating, on seeded mails."""
+    rng = random.Random(seed)
+    calls = []
+    for n in range(count):
+        m = rng.randrange(mails)
+        if n % 2 == 0:
+            calls.append(("service_mail", f"/v1/service-mails/{mail_id('base', m)}"))
+        else:
+            limit = rng.randint(1, 60)  # allowed, or refused for one reason or another
+            quote = f"/quote?account_id=acc-base-{m}&new_address_limit={limit}"
+            calls.append(("quote", f"/v1/service-mails/{mail_id('base', m)}{quote}"))
+    return calls
+
+
+def load(api: Api, mails: int, seconds: float, rate: float = RATE) -> dict[str, Any]:
+    """Open loop: call n is due at start + n / rate; its latency runs from then."""
+    calls = _calls(mails, int(rate * seconds))
+    local = threading.local()
+    results: dict[str, list[float]] = {"service_mail": [], "quote": []}
+    errors: dict[str, dict[str, int]] = {"service_mail": {}, "quote": {}}
+    lock = threading.Lock()
+
+    def call(name: str, path: str, due: float) -> None:
+        outcome = "ok"
+        try:
+            if not hasattr(local, "connection"):
+                local.connection = http.client.HTTPConnection(api.host, api.port, timeout=10)
+            local.connection.request("GET", path, headers={"Authorization": f"Bearer {api.token}"})
+            answer = local.connection.getresponse()
+            body = answer.read()
+            if answer.status != 200 or not json.loads(body):
+                outcome = str(answer.status)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            outcome = type(exc).__name__
+            local.__dict__.pop("connection", None)
+        took = time.monotonic() - due
+        with lock:
+            if outcome == "ok":
+                results[name].append(took)
+            else:
+                errors[name][outcome] = errors[name].get(outcome, 0) + 1
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="api-load") as pool:
+        for n, (name, path) in enumerate(calls):
+            due = start + n / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(call, name, path, due)
+        sent = time.monotonic() - start
+    return {
+        "target_rate": rate,
+        "sent_rate": round(len(calls) / sent, 1),
+        "seconds": round(seconds, 1),
+        "calls": {
+            name: {**percentiles(results[name]), "errors": sum(errors[name].values()),
+                   "error_kinds": errors[name]}
+            for name in results
+        },
+    }  # fmt: skip

@@ -56,3 +56,27 @@ def test_the_demo_kept_running_serves_its_day_over_http_until_ctrl_c() -> None:
         assert psutil.wait_procs(api, timeout=10)[1] == []
     finally:
         shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_a_demo_killed_with_sigkill_leaves_no_process_behind() -> None:
+    data_dir = short_tmp("qdemokill-") / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUOTA_")}
+    env.update(COLUMNS="160", QUOTA_API_PORT=str(free_port()))
+    out = data_dir.parent / "demo.out"
+    command = [sys.executable, "-m", "worker.cli", "demo", "--data-dir", str(data_dir)]
+    demo = subprocess.Popen(command, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    worker_log = data_dir / "worker.log"
+    try:
+        ready = lambda: worker_log.exists() and " ready." in worker_log.read_text(errors="replace")  # noqa: E731
+        assert wait_until(lambda: demo.poll() is not None or ready(), 120), out.read_text()
+        family = psutil.Process(demo.pid).children(recursive=True)
+        # the embedded Redis, `run`, its Celery worker and pool, the API
+        assert len(family) >= 4, [p.cmdline() for p in family]
+        demo.kill()
+        demo.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(family, timeout=60)
+        assert alive == [], f"outlived the demo: {[p.cmdline() for p in alive]}"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        shutil.rmtree(data_dir.parent, ignore_errors=True)

@@ -117,6 +117,19 @@ def test_a_dev_killed_with_sigkill_leaves_no_api_process(data_dir: Path) -> None
     assert alive == [], f"the API outlived dev:\n{dev.text()[-2000:]}"
 
 
+def test_a_dev_killed_with_sigkill_leaves_no_embedded_redis(data_dir: Path) -> None:
+    dev = start_dev(data_dir, free_port())
+    redis_server = [
+        p for p in psutil.Process(dev.process.pid).children()
+        if "redis-server" in " ".join(p.cmdline())
+    ]  # fmt: skip
+    assert len(redis_server) == 1
+    os.kill(dev.process.pid, signal.SIGKILL)
+    dev.process.wait(timeout=10)
+    _gone, alive = psutil.wait_procs(redis_server, timeout=30)
+    assert alive == [], "the embedded Redis outlived dev"
+
+
 def test_dev_says_when_its_port_is_taken_and_runs_the_worker_without_the_api(
     data_dir: Path,
 ) -> None:

@@ -17,6 +17,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from worker.adapters import orphans
+
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 
@@ -96,8 +98,11 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         # Its own session: a Ctrl-C at the terminal must not stop the broker
-        # before the worker has finished its in-flight messages.
-        self.process = subprocess.Popen(args, start_new_session=True)
+        # before the worker has finished its in-flight messages. It stops (SIGTERM:
+        # Redis's own clean shutdown) when dev or demo dies, even by SIGKILL.
+        self.process = subprocess.Popen(
+            args, start_new_session=True, preexec_fn=orphans.terminate_with_parent
+        )
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if self.process.poll() is not None:

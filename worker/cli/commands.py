@@ -38,8 +38,10 @@ def db_upgrade() -> None:
 
 def _run(processes: int, concurrency: int, pool: str) -> int:
     from worker.bootstrap import build
+    from worker.entrypoints.lifeline import die_with_supervisor
     from worker.entrypoints.runner import Layout, Runner
 
+    die_with_supervisor()  # started by `demo`: stop with it, even if it is killed
     settings = load_settings()
     check_dependencies(settings)
     container = build(settings)

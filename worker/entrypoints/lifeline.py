@@ -11,16 +11,15 @@ parent once a second. A parent already gone when it starts ends it at once.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 import threading
+
+from worker.adapters.orphans import signal_on_parent_death
 
 # Set by the supervisor (worker/entrypoints/runner.py) in each worker's environment; a
 # worker started by hand (`celery -A ... worker`) has none and follows no one.
 SUPERVISOR_PID_ENV = "QUOTA_SUPERVISOR_PID"
-_PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 1.0
 
 
@@ -30,12 +29,8 @@ def die_with_supervisor(environ: dict[str, str] | None = None) -> bool:
     if not expected:
         return False
     supervisor = int(expected)
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            _watch(supervisor)  # refused (a sandbox, say): watch instead
-    else:
-        _watch(supervisor)
+    if not signal_on_parent_death(signal.SIGTERM):
+        _watch(supervisor)  # not Linux, or refused (a sandbox, say): watch instead
     if os.getppid() != supervisor:  # it died before we asked: nothing will tell us
         os.kill(os.getpid(), signal.SIGTERM)
     return True

@@ -23,6 +23,7 @@ from celery import Celery
 from worker.adapters.embedded import EmbeddedRedis, EmbeddedRedisError
 from worker.adapters.migrate import upgrade
 from worker.entrypoints.api_child import ApiChild, start_beside
+from worker.entrypoints.lifeline import SUPERVISOR_PID_ENV
 from worker.ops.demo_day import PAYMENT_TIMEOUT, Day, console
 from worker.ops.demo_outcome import Stream, report, wait_all, waiter
 from worker.ops.demo_story import play
@@ -103,7 +104,12 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     console.print(f"starting the worker (its log: {log}) ...")
     command = [sys.executable, "-m", "worker.cli", "run", "--processes", "1", "--concurrency", "2"]
     process = subprocess.Popen(
-        command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        # `run` dies with the demo, however the demo dies (worker/entrypoints/lifeline.py).
+        env={**env, SUPERVISOR_PID_ENV: str(os.getpid())},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while " ready." not in log.read_text(errors="replace"):

@@ -156,13 +156,14 @@ class Customer:
         assert wait_until(lambda: self.address_count() == count, 30), "addresses not recorded"
 
     def address_count(self) -> int:
+        return len(self.address_set())
+
+    def address_set(self) -> set[str]:
         with self.db.connect() as conn:
-            return int(
-                conn.execute(
-                    text("SELECT count(*) FROM addresses WHERE service_mail_id = :m"),
-                    {"m": self.mail},
-                ).scalar_one()
+            rows = conn.execute(
+                text("SELECT address FROM addresses WHERE service_mail_id = :m"), {"m": self.mail}
             )
+            return {row.address for row in rows}
 
 
 @pytest.fixture

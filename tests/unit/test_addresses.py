@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain import commands
-from domain.addresses import AddressChanges, AddressSnapshot
+from domain import commands, errors
+from domain.addresses import CLOCK_SKEW, AddressChanges, AddressSnapshot
 from events.inbound import AddressesSnapshot
 from events.translate import to_command
 
@@ -59,3 +59,12 @@ def test_a_repeated_address_in_the_payload_counts_once_whatever_its_case() -> No
         "sm-1", frozenset({"anna@example.ch", "ben@x.ch"}), T0
     )
     assert len(snapshot(*command.addresses).changes_from([]).added) == 2  # type: ignore[union-attr]
+
+
+def test_a_snapshot_taken_within_the_clock_skew_ahead_of_now_is_accepted() -> None:
+    snapshot("a@b.ch", taken_at=T0 + CLOCK_SKEW).check_taken_by(T0)
+
+
+def test_a_snapshot_from_further_in_the_future_is_invalid_and_says_to_replay_it_later() -> None:
+    with pytest.raises(errors.InvalidMessage, match=r"in the future.*replay it"):
+        snapshot("a@b.ch", taken_at=T0 + CLOCK_SKEW + timedelta(seconds=1)).check_taken_by(T0)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain import commands
+import pytest
+
+from domain import commands, errors
 from tests.unit.test_handlers import World
 
 T0 = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -77,3 +79,12 @@ def test_a_redelivered_snapshot_has_its_effect_once() -> None:
     world.send(commands.RecordAddressCreated("sm-1", "b@x.ch"))
     assert world.send(snapshot("a@x.ch"), message_id="snap-1") == "duplicate_delivery"
     assert counted(world) == {"a@x.ch", "b@x.ch"}
+
+
+def test_a_snapshot_from_the_future_is_refused_and_later_true_ones_still_apply() -> None:
+    world = World()
+    world.now = T0
+    with pytest.raises(errors.InvalidMessage):
+        world.send(snapshot("future@x.ch", at=T0 + timedelta(days=30)))
+    assert world.send(snapshot("a@x.ch", at=T0)) == "snapshot_applied:+1 -0"
+    assert counted(world) == {"a@x.ch"}

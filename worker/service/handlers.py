@@ -132,6 +132,7 @@ def addresses_snapshot(
     cmd: commands.RecordAddressesSnapshot, uow: UnitOfWork, deps: Deps
 ) -> Outcome:
     snapshot = AddressSnapshot(cmd.service_mail_id, cmd.addresses, cmd.taken_at)
+    snapshot.check_taken_by(deps.now())
     facts = uow.repo.snapshot_facts(cmd.service_mail_id)
     if not snapshot.is_newer_than(facts.last_taken_at):
         return Outcome(Kind.STALE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import multiprocessing
 import random
 import secrets
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,3 +141,16 @@ def load(api: Api, mails: int, seconds: float, rate: float = RATE) -> dict[str, 
             for name in results
         },
     }  # fmt: skip
+
+
+def load_beside(
+    api: Api, mails: int, seconds: float, work: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The same load from a process of its own while `work` (an order feed through the
+    worker) runs here: the API's figures while the worker drains orders, each side with
+    its own GIL."""
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(1) as pool:
+        calls = pool.apply_async(load, (api, mails, seconds))
+        feed = work()
+        return {**calls.get(timeout=seconds + 120), "beside": feed}

@@ -22,12 +22,15 @@ def _read_api(api: dict[str, Any] | None) -> list[str]:
     if not api:
         return []
     rows = []
+    beside = api.get("beside")
+    worker = f"worker taking {beside['sent_rate']} messages/s" if beside else "worker idle"
     for name, path in (("service_mail", "/v1/service-mails/{id}"), ("quote", ".../quote")):
         c = api["calls"][name]
         rows.append(
             f"| read API: GET {path}, open loop ({api['sent_rate']} req/s of both, "
-            f"{api['seconds']:g} s) | | p50 {c.get('p50_ms')} / p99 {c.get('p99_ms')} / max "
-            f"{c.get('max_ms')} ms; {c['errors']} errors of {c.get('n', 0) + c['errors']} |"
+            f"{api['seconds']:g} s, {worker}) | | p50 {c.get('p50_ms')} / p99 "
+            f"{c.get('p99_ms')} / max {c.get('max_ms')} ms; {c['errors']} errors of "
+            f"{c.get('n', 0) + c['errors']} |"
         )
     return rows
 
@@ -75,6 +78,7 @@ def table(r: dict[str, Any]) -> str:
             f"{quota['rate']}/s) |"
         )
     lines.extend(_read_api(r.get("read_api")))
+    lines.extend(_read_api(r.get("read_api_draining")))
     floor = r["database_floor"]
     servers = ", ".join(f"{k} {v}" for k, v in sorted(floor["server_cpu_ms_per_message"].items()))
     lines.append(f"| database floor (bus in one process, no Celery), messages/s | | "

@@ -8,7 +8,8 @@ Phases, each on the same broker, database and worker layout:
    payment published -> `mail.quota.changed` readable on the stream;
 4. refusals: a flood of refused messages, then one good one;
 5. the read API: `quota-worker api` on the same database under an open-loop
-   load of service-mail reads and quotes (bench/api_load.py);
+   load of service-mail reads and quotes (bench/api_load.py), with the worker
+   idle, then from a process of its own while orders flow at 50% of 2's rate;
 6. the database floor: the same transactions through the bus in one process,
    no Celery.
 
@@ -39,7 +40,7 @@ import psutil
 from celery import Celery
 from sqlalchemy import create_engine, text
 
-from bench.api_load import RATE, api_process, load
+from bench.api_load import RATE, api_process, load, load_beside
 from bench.latency import db_floor, latency
 from bench.measure import Drain, TaskEvents, celery_rss_mb, cpu_seconds, peak_rss_mb, server_cpu
 from bench.refusals import refusal_flood
@@ -242,7 +243,12 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         log(f"phase 5/6: the read API at {RATE:g} requests/s for {options.api_seconds:g} s")
         with api_process(target, bench.data_dir) as api:
             read_api = load(api, options.mails, options.api_seconds)
-        log(f"read API: {read_api['calls']}")
+            log(f"read API, worker idle: {read_api['calls']}")
+            rate = quota.rate * 0.5
+            log(f"phase 5/6: again, while the worker takes orders at {rate:.0f} messages/s")
+            feed = lambda: latency(bench, rate, options.api_seconds, 4_000_000)  # noqa: E731
+            read_api_draining = load_beside(api, options.mails, options.api_seconds, feed)
+        log(f"read API, worker draining: {read_api_draining['calls']}")
     log("phase 6/6: database floor (the bus in one process, no Celery)")
     floor = db_floor(bench)
     return {
@@ -260,5 +266,6 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         "latency": lat,
         "refusal_flood": flood,
         "read_api": read_api,
+        "read_api_draining": read_api_draining,
         "database_floor": floor,
     }

@@ -167,9 +167,12 @@ def test_a_read_token_sees_the_console_but_is_offered_no_action(
     page = tab.open(f"/console/dead-letters/{letter}")
     assert "viewer · read" in page.inner_text("header")
     assert page.locator("form[action$='/discard'], form[action$='/replay']").count() == 0
+    # The session's real CSRF token (the sign-out form's): refused for its scope, not as stale.
+    csrf = page.input_value("form.who input[name=csrf]")
     answer = page.request.post(
         f"{console.base}/console/dead-letters/{letter}/discard",
-        form={"reason": "sneaky", "csrf": "0" * 64},
+        form={"reason": "sneaky", "csrf": csrf},
     )
-    assert answer.status == 403
+    assert answer.status == 403 and "acting needs operate" in answer.text()
+    assert "viewer" in answer.text() and "stale" not in answer.text()
     tab.close()

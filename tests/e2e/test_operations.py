@@ -98,6 +98,8 @@ def test_an_operator_can_cancel_a_stuck_change_with_the_usual_event(
     services: Services, customer_factory: Any, events: EventReader
 ) -> None:
     order = _awaiting_order(customer_factory, events)
+    too_long = cli(services, "cancel", order["order_id"], "--reason", "x" * 201)
+    assert too_long.returncode == 2 and "201 characters: at most 200" in too_long.stderr
     result = cli(services, "cancel", order["order_id"], "--reason", "customer called support")
     assert result.returncode == 0, result.stderr
     cancelled = events.wait_for("mail.quota.change.cancelled", order_id=order["order_id"])
@@ -162,6 +164,8 @@ def test_a_replayed_dead_letter_takes_the_normal_path_once(
     assert sorted(worker.outcome_of(replayed)) == ["awaiting_payment", "duplicate_delivery"]
     shown = json.loads(cli(services, "dead-letters", "show", str(letter)).stdout)
     assert shown["status"] == "replayed" and shown["replayed_as"] == replayed
+    discard = cli(services, "dead-letters", "discard", str(letter), "--reason", "late")
+    assert discard.returncode == 1 and f"dead letter {letter} is already replayed" in discard.stderr
 
 
 def test_a_discarded_dead_letter_records_why_and_is_not_replayed(services: Services) -> None:

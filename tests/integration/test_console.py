@@ -6,10 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from tests.helpers import new_id
 from tests.integration.api_client import OPERATE_TOKEN, READ_TOKEN
 from tests.integration.conftest import Clock
-from tests.integration.console_client import HOSTILE_BODY, sign_in, tags_in
+from tests.integration.console_client import HOSTILE_BODY, csrf_of, sign_in, tags_in
 from tests.integration.shop import Shop
 from worker.api.app import create_app
 from worker.bootstrap import Container
@@ -54,6 +57,38 @@ def test_over_https_the_session_cookie_is_secure(app: Container, clock: Clock) -
         c for c in answer.headers.get_list("set-cookie") if c.startswith("quota_console=")
     )
     assert "Secure" in cookie
+
+
+def _sign_in_through(proxied: object) -> Response:
+    """Sign in as a browser on https would, through `proxied`; the client speaks http, so
+    the sign-in cookie (Secure over https) is sent by hand."""
+    https = {"X-Forwarded-Proto": "https", "Origin": "https://testserver"}
+    with TestClient(proxied, headers=https) as client:  # type: ignore[arg-type]
+        form = client.get("/console/sign-in")
+        csrf = csrf_of(form.text)
+        return client.post(
+            "/console/sign-in",
+            data={"csrf": csrf, "token": READ_TOKEN},
+            headers={"Cookie": f"quota_console_sign_in={csrf}"},
+            follow_redirects=False,
+        )
+
+
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure_and_forms_are_accepted(
+    app: Container, clock: Clock
+) -> None:
+    """`quota-worker api` runs uvicorn with proxy_headers: its ProxyHeadersMiddleware makes a
+    trusted proxy's X-Forwarded-Proto the request's scheme (FORWARDED_ALLOW_IPS)."""
+    trusted = ProxyHeadersMiddleware(create_app(app, now=clock), trusted_hosts="testclient")
+    answer = _sign_in_through(trusted)
+    assert answer.status_code == 303
+    cookie = next(
+        c for c in answer.headers.get_list("set-cookie") if c.startswith("quota_console=")
+    )
+    assert "Secure" in cookie
+    untrusted = ProxyHeadersMiddleware(create_app(app, now=clock), trusted_hosts="127.0.0.1")
+    # From elsewhere the header is ignored: the https Origin is then not this http server's.
+    assert _sign_in_through(untrusted).status_code == 403
 
 
 def test_an_unknown_token_is_refused_with_the_form_again_and_no_session(
@@ -132,10 +167,13 @@ def test_a_read_token_sees_the_pages_but_is_offered_no_action(
 def test_a_hostile_dead_letter_body_is_shown_as_inert_escaped_text(
     app: Container, operator: TestClient
 ) -> None:
+    message_id = new_id("msg")
     app.bus.dead_letter(
-        message_id=None, task="quota.request_change", body=HOSTILE_BODY, error="<b>bad</b>"
+        message_id=message_id, task="quota.request_change", body=HOSTILE_BODY, error="<b>bad</b>"
     )
-    for path in ("/console/dead-letters", "/console/dead-letters?status=all"):
+    letter = Shop(app).dead_letters(message_id)[0].id
+    for path in ("/console/dead-letters", "/console/dead-letters?status=all",
+                 f"/console/dead-letters/{letter}"):  # fmt: skip
         html = operator.get(path).text
         tags = [t for t, _ in tags_in(html)]
         assert "script" not in tags and "img" not in tags and "b" not in tags

@@ -22,6 +22,7 @@ from tests.integration.shop import Shop
 from worker.adapters import tables as t
 from worker.api.app import create_app
 from worker.bootstrap import Container
+from worker.ops import dead_letters
 
 
 @pytest.fixture
@@ -160,7 +161,9 @@ def test_a_read_session_is_refused_every_action_with_a_403_page(
         refused = _post(console, page, action, reason="r")
         assert refused.status_code == 403 and "acting needs operate" in refused.text
     trail = f"/console/changes/{request.request_id}"
-    assert _post(console, trail, f"{trail}/cancel", reason="r").status_code == 403
+    for action in (f"{trail}/cancel", f"{trail}/expire"):
+        refused = _post(console, trail, action, reason="r")
+        assert refused.status_code == 403 and "acting needs operate" in refused.text
     assert _letter_row(app, letter).status == "stored"
     assert Shop(app).change(request.order_id).state == "awaiting_payment"
 
@@ -185,10 +188,133 @@ def test_a_stuck_change_is_expired_and_then_offers_nothing_more(
     app: Container, operator: TestClient
 ) -> None:
     shop, request = _stuck(app)
-    trail = f"/console/changes/{request.order_id}"
-    assert _post(operator, trail, f"{trail}/expire", reason="payment lost").status_code == 303
+    trail = f"/console/changes/{request.order_id}"  # found by its order, acted on by request
+    action = f"/console/changes/{request.request_id}/expire"
+    assert f'action="{action}"' in operator.get(trail).text
+    by_order = _post(operator, trail, f"{trail}/expire", reason="by order")
+    assert by_order.status_code == 409 and "no change request" in by_order.text
+    assert _post(operator, trail, action, reason="payment lost").status_code == 303
     assert shop.change(request.order_id).state == "expired"
     html = operator.get(trail).text
     assert "operator: payment lost" in html and "/expire" not in html
-    again = _post(operator, trail, f"{trail}/expire", reason="twice")
+    again = _post(operator, trail, action, reason="twice")
     assert again.status_code == 409 and "not awaiting payment" in again.text
+
+
+def _sent(client: TestClient) -> Any:
+    """The next replay the console published, or None."""
+    with client.app.state.celery.connection_for_read() as conn:  # type: ignore[attr-defined]
+        queue = conn.SimpleQueue("quota.orders")
+        try:
+            return queue.get(timeout=0.2)
+        except queue.Empty:
+            return None
+
+
+def test_a_letter_discarded_after_a_replay_read_it_is_not_replayed(
+    app: Container, console: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay reads the letter stored, a discard wins meanwhile: the replay's conditional
+    update finds it discarded, refuses, and sends nothing."""
+    letter = _letter(app, account_id=new_id("acc"))
+    read = dead_letters.get_dead_letter
+
+    def read_then_discarded(container: Container, letter_id: int) -> Any:
+        found = read(container, letter_id)
+        monkeypatch.setattr(dead_letters, "get_dead_letter", read)  # once
+        dead_letters.discard_dead_letter(container, letter_id, "meanwhile", "other")
+        return found
+
+    monkeypatch.setattr(dead_letters, "get_dead_letter", read_then_discarded)
+    with pytest.raises(dead_letters.NotReplayable, match="was discarded: other: meanwhile"):
+        dead_letters.replay_dead_letter(app, console.app.state.celery, letter, "oncall")  # type: ignore[attr-defined]
+    row = _letter_row(app, letter)
+    assert (row.status, row.replayed_as) == ("discarded", None)
+    assert _sent(console) is None
+
+
+def test_a_letter_replayed_after_it_was_read_is_not_then_discarded(
+    app: Container, console: TestClient
+) -> None:
+    letter = _letter(app, account_id=new_id("acc"))
+    assert dead_letters.get_dead_letter(app, letter)["status"] == "stored"  # type: ignore[index]
+    celery = console.app.state.celery  # type: ignore[attr-defined]
+    assert dead_letters.replay_dead_letter(app, celery, letter, "first") == f"replay-{letter}"
+    with pytest.raises(dead_letters.AlreadyHandled, match="already replayed"):
+        dead_letters.discard_dead_letter(app, letter, "too late", "second")
+    assert _letter_row(app, letter).status == "replayed"
+    with pytest.raises(dead_letters.AlreadyHandled, match="no dead letter"):
+        dead_letters.discard_dead_letter(app, 10**12, "none", "second")
+
+
+def test_discarding_a_letter_replayed_meanwhile_answers_409_with_why(
+    app: Container, operator: TestClient
+) -> None:
+    letter = _letter(app, account_id=new_id("acc"))
+    page = f"/console/dead-letters/{letter}"
+    csrf = csrf_of(operator.get(page).text)  # the page still offers discard
+    dead_letters.replay_dead_letter(app, operator.app.state.celery, letter, "cli")  # type: ignore[attr-defined]
+    late = operator.post(f"{page}/discard", data={"csrf": csrf, "reason": "dup"})
+    assert late.status_code == 409
+    assert f"Not discarded: dead letter {letter} is already replayed" in late.text
+    assert _letter_row(app, letter).status == "replayed"
+
+
+def test_a_cancel_reason_over_the_contracts_200_characters_is_refused(
+    app: Container, operator: TestClient
+) -> None:
+    shop, request = _stuck(app)
+    trail = f"/console/changes/{request.request_id}"
+    assert 'maxlength="200"' in operator.get(trail).text
+    refused = _post(operator, trail, f"{trail}/cancel", reason="x" * 201)
+    assert refused.status_code == 422
+    assert "The reason has 201 characters: keep it to at most 200." in refused.text
+    expire = _post(operator, trail, f"{trail}/expire", reason="x" * 191)
+    assert expire.status_code == 422 and "at most 190" in expire.text
+    assert shop.change(request.order_id).state == "awaiting_payment"
+    assert _post(operator, trail, f"{trail}/cancel", reason="y" * 200).status_code == 303
+    cancelled = shop.events(order_id=request.order_id)[-1]
+    assert cancelled["data"]["reason"] == "y" * 200
+
+
+def test_a_form_of_too_many_fields_is_a_400_page(app: Container, operator: TestClient) -> None:
+    letter = _letter(app)
+    page = f"/console/dead-letters/{letter}"
+    csrf = csrf_of(operator.get(page).text)
+    fields = [("csrf", csrf), ("reason", "r")] + [(f"f{n}", "x") for n in range(19)]
+    answer = operator.post(f"{page}/discard", data=dict(fields))
+    assert answer.status_code == 400 and "at most 20 fields" in answer.text
+    assert _letter_row(app, letter).status == "stored"
+
+
+def test_a_letter_id_beyond_bigint_is_no_letter_not_an_error(operator: TestClient) -> None:
+    csrf = csrf_of(operator.get("/console/").text)
+    for letter_id in (2**63, 10**30, 0):
+        assert operator.get(f"/console/dead-letters/{letter_id}").status_code in (404, 422)
+        for action in ("replay", "discard"):
+            answer = operator.post(f"/console/dead-letters/{letter_id}/{action}",
+                                   data={"csrf": csrf, "reason": "r"})  # fmt: skip
+            assert answer.status_code in (404, 422), answer.text
+    assert operator.get(f"/console/dead-letters/{2**63 - 1}").status_code == 404
+
+
+def test_an_action_ends_the_change_of_its_request_id_never_one_of_that_order_id(
+    app: Container, operator: TestClient
+) -> None:
+    """Ids are the publishers': one change's request id may be another's order id."""
+    shop = Shop(app)
+    shared = new_id("id")
+    mail, account = shop.provision(limit=10)
+    by_order = shop.request(mail, account, expected=10, new=20, order_id=shared)
+    shop.send(by_order)  # first, so an either-key lookup would meet it first
+    other_mail, other_account = shop.provision(limit=10)
+    by_request = shop.request(other_mail, other_account, expected=10, new=30, request_id=shared)
+    shop.send(by_request)
+    trail = f"/console/changes/{shared}"
+    assert f"<dd>{by_request.order_id}</dd>" in operator.get(trail).text
+    answer = _post(operator, trail, f"{trail}/cancel", reason="the one asked for")
+    assert answer.status_code == 303
+    assert shop.change(by_request.order_id).state == "cancelled"
+    assert shop.change(by_order.order_id).state == "awaiting_payment"
+    html = operator.get(f"/console/changes/{by_order.request_id}").text
+    assert f"/console/changes/{by_order.request_id}/expire" in html

@@ -18,7 +18,8 @@ def api() -> None:
     """Serve the HTTP API: /healthz, /readyz, /openapi.json and /v1 (bearer tokens).
 
     Listens on QUOTA_API_HOST (default 127.0.0.1) and QUOTA_API_PORT (8080); the tokens come
-    from QUOTA_API_TOKENS. Starts even if a dependency is away: /readyz says which.
+    from QUOTA_API_TOKENS. Starts even if a dependency is away: /readyz says which. Behind
+    a proxy, set FORWARDED_ALLOW_IPS to its address: its X-Forwarded-Proto is then believed.
     """
     import uvicorn
 
@@ -52,6 +53,10 @@ def api() -> None:
             log_config=None,  # uvicorn's lines go through our structlog set-up
             access_log=False,  # api_request is the access log, without query strings
             server_header=False,
+            # Behind a TLS proxy the console's Secure cookie and Origin check need the
+            # scheme it was asked over: X-Forwarded-Proto/-For are believed from the
+            # addresses of uvicorn's FORWARDED_ALLOW_IPS (default 127.0.0.1,::1) only.
+            proxy_headers=True,
         )
     except _Stop:
         pass

@@ -134,11 +134,20 @@ def _awaiting(key: str) -> dict[str, Any]:
     return change
 
 
+def _fits(how: str, reason: str) -> None:
+    """The reason fits where it goes (a cancel's is the contract's, at most 200)."""
+    if (too_long := change_requests.reason_too_long(how, reason)) is not None:
+        raise click.BadParameter(too_long, param_hint="--reason")
+
+
 @main.command()
 @click.argument("request_or_order_id")
-@click.option("--reason", required=True, help="Why (recorded in the trail).")
+@click.option(
+    "--reason", required=True, help="Why (recorded in the trail; at most 190 characters)."
+)
 def expire(request_or_order_id: str, reason: str) -> None:
     """End a change awaiting payment now, as if its timeout had passed (emits .expired)."""
+    _fits("expire", reason)
     change = _awaiting(request_or_order_id)
     actor = f"operator:{getpass.getuser()}"
     done = build_container().bus.as_operator(
@@ -149,9 +158,12 @@ def expire(request_or_order_id: str, reason: str) -> None:
 
 @main.command()
 @click.argument("request_or_order_id")
-@click.option("--reason", required=True, help="Why (sent in the .cancelled event).")
+@click.option(
+    "--reason", required=True, help="Why (sent in the .cancelled event; at most 200 characters)."
+)
 def cancel(request_or_order_id: str, reason: str) -> None:
     """Cancel a change awaiting payment, as checkout's cancel would (emits .cancelled)."""
+    _fits("cancel", reason)
     change = _awaiting(request_or_order_id)
     actor = f"operator:{getpass.getuser()}"
     done = build_container().bus.as_operator(

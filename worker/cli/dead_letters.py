@@ -94,6 +94,8 @@ def dead_letters_replay(letter_ids: tuple[int, ...], replay_all: bool, task: str
 @click.option("--reason", required=True, help="Why it is dropped (recorded).")
 def dead_letters_discard(letter_id: int, reason: str) -> None:
     """Mark a dead letter as handled without replaying it; the reason is recorded."""
-    if not letters.discard_dead_letter(build_container(), letter_id, reason, getpass.getuser()):
-        raise click.ClickException(f"no dead letter {letter_id}")
+    try:  # only a stored letter: of a replay and a discard at the same time, one wins
+        letters.discard_dead_letter(build_container(), letter_id, reason, getpass.getuser())
+    except letters.AlreadyHandled as exc:
+        raise click.ClickException(printable(exc)) from exc
     click.echo(f"dead letter {letter_id} discarded")

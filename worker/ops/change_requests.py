@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, or_, select
+from sqlalchemy import Connection, Row, Table, case, or_, select
 
 from domain import commands
 from domain.model import ChangeState
@@ -68,9 +68,13 @@ def request_trail(container: Container, key: str) -> dict[str, Any] | None:
 
 
 def _change_row(conn: Connection, key: str) -> Row[Any] | None:
+    """The change whose request_id is `key`, else the one whose order_id is: ids are the
+    publishers', so a request id may be another change's order id, and the request id wins."""
     c = t.quota_changes.c
     return conn.execute(
-        select(t.quota_changes).where(or_(c.request_id == key, c.order_id == key))
+        select(t.quota_changes)
+        .where(or_(c.request_id == key, c.order_id == key))
+        .order_by(case((c.request_id == key, 0), else_=1))
     ).first()
 
 
@@ -152,19 +156,40 @@ class NotAwaiting(Exception):
     """The change is unknown, or not awaiting payment: there is nothing to end."""
 
 
-def end_stuck_change(container: Container, key: str, how: str, reason: str, actor: str) -> bool:
-    """`expire` or `cancel` a change awaiting payment (by request or order id), as
-    `quota-worker expire|cancel` does: the automatic path's events, recorded as `actor`.
-    False if it ended meanwhile."""
-    change = find_change(container, key)
-    if change is None:
-        raise NotAwaiting(f"no change request {p(key)}")
+EXPIRE_PREFIX = "operator: "
+# Where the reasons go: a cancel's is the contract's `quota.cancel_change` reason (at most
+# 200, events/inbound.py), repeated in .cancelled and the transition; an expiry's is
+# recorded as the transition's reason (200) after EXPIRE_PREFIX.
+REASON_MAX = {"cancel": 200, "expire": 200 - len(EXPIRE_PREFIX)}
+
+
+def reason_too_long(how: str, reason: str) -> str | None:
+    """Why `reason` cannot end a change by `how` (expire|cancel), or None if it can."""
+    if len(reason) <= REASON_MAX[how]:
+        return None
+    return f"the reason has {len(reason)} characters: at most {REASON_MAX[how]} for {how}"
+
+
+def end_stuck_change(
+    container: Container, request_id: str, how: str, reason: str, actor: str
+) -> bool:
+    """`expire` or `cancel` the change of this request_id (only: an action names one change
+    unambiguously) awaiting payment, as `quota-worker expire|cancel` does: the automatic
+    path's events, recorded as `actor`. False if it ended meanwhile."""
+    with container.database.engine.connect() as conn:
+        c = t.quota_changes.c
+        row = conn.execute(select(t.quota_changes).where(c.request_id == request_id)).first()
+    if row is None:
+        raise NotAwaiting(f"no change request {p(request_id)}")
+    change = dict(row._mapping)
     if change["state"] != ChangeState.AWAITING_PAYMENT:
         raise NotAwaiting(
             f"change {p(change['request_id'])} is {p(change['state'])}, "
             "not awaiting payment: nothing to end"
         )
+    if (too_long := reason_too_long(how, reason)) is not None:
+        raise ValueError(too_long)
     if how == "expire":
-        ids = (change["request_id"], change["order_id"], f"operator: {reason}")
+        ids = (change["request_id"], change["order_id"], f"{EXPIRE_PREFIX}{reason}")
         return container.bus.as_operator(actor, expire=ids)
     return container.bus.as_operator(actor, commands.CancelQuotaChange(change["order_id"], reason))

@@ -37,6 +37,20 @@ class NotReplayable(Exception):
     pass
 
 
+class AlreadyHandled(Exception):
+    """Discarding a letter that is gone, or replayed or discarded meanwhile."""
+
+
+def _refusal(container: Container, letter_id: int) -> str:
+    """Why a letter is not (or no longer) stored, as the conditional update found it."""
+    letter = get_dead_letter(container, letter_id)
+    if letter is None:
+        return f"no dead letter {letter_id}"
+    if letter["status"] == "discarded":
+        return f"dead letter {letter_id} was discarded: {letter['resolution']}"
+    return f"dead letter {letter_id} is already {letter['status']}: {letter['resolution']}"
+
+
 def replay_dead_letter(
     container: Container, app: Celery, letter_id: int, actor: str | None = None
 ) -> str:
@@ -44,7 +58,9 @@ def replay_dead_letter(
 
     The message id is derived from the dead letter, so replaying twice is a no-op
     for the worker (it has processed that id), and the row records the replay (and who
-    asked for it, as a discard records its `actor`).
+    asked for it, as a discard records its `actor`). The letter is claimed before it is
+    sent, by an update conditional on its status: of a replay and a discard at the same
+    time exactly one wins, and a discarded letter is never sent.
     """
     letter = get_dead_letter(container, letter_id)
     if letter is None:
@@ -68,27 +84,50 @@ def replay_dead_letter(
             "it cannot be replayed; discard it with a reason"
         ) from exc
     message_id = f"replay-{letter_id}"
-    app.send_task(task, args=args, kwargs=kwargs, queue=INBOUND[task].queue, task_id=message_id)
     resolution = f"replayed as {message_id}"
     if actor is not None:
         resolution = f"{actor}: {resolution}"
-    _resolve(container, letter_id, "replayed", resolution, message_id)
+    # A replayed letter may be replayed again (the worker runs its message id once).
+    if not _resolve(container, letter_id, ("stored", "replayed"), "replayed", resolution,
+                    message_id):  # fmt: skip
+        raise NotReplayable(_refusal(container, letter_id))
+    try:
+        app.send_task(task, args=args, kwargs=kwargs, queue=INBOUND[task].queue, task_id=message_id)
+    except Exception:
+        if letter["status"] == "stored":  # not sent: it waits for an operator again
+            _resolve(container, letter_id, ("replayed",), "stored", None, None)
+        raise
     return message_id
 
 
 def discard_dead_letter(container: Container, letter_id: int, reason: str, actor: str) -> bool:
-    return _resolve(container, letter_id, "discarded", f"{actor}: {reason}", None)
+    """Mark a stored letter as handled; AlreadyHandled if it is unknown, or was replayed or
+    discarded meanwhile (the update is conditional on its status: one of two wins)."""
+    if not _resolve(container, letter_id, ("stored",), "discarded", f"{actor}: {reason}", None):
+        raise AlreadyHandled(_refusal(container, letter_id))
+    return True
 
 
 def _resolve(
-    container: Container, letter_id: int, status: str, resolution: str, replayed_as: str | None
+    container: Container,
+    letter_id: int,
+    was: tuple[str, ...],
+    status: str,
+    resolution: str | None,
+    replayed_as: str | None,
 ) -> bool:
+    """Move a letter whose status is one of `was` to `status`; False if none was."""
+    c = t.dead_letters.c
+    resolved_at = None if status == "stored" else utcnow()
     with container.database.engine.begin() as conn:
         result = conn.execute(
             update(t.dead_letters)
-            .where(t.dead_letters.c.id == letter_id)
+            .where(c.id == letter_id, c.status.in_(was))
             .values(
-                status=status, resolution=resolution, replayed_as=replayed_as, resolved_at=utcnow()
+                status=status,
+                resolution=resolution,
+                replayed_as=replayed_as,
+                resolved_at=resolved_at,
             )
         )
     return result.rowcount > 0

@@ -15,7 +15,9 @@ from fastapi.responses import HTMLResponse, Response
 import worker.api.console.session as sessions
 from worker.api.console.pages import celery_of, container_of
 from worker.api.console.render import (
+    DISCARD_REASON_MAX,
     ConsoleError,
+    LetterId,
     checked,
     current_session,
     form,
@@ -75,7 +77,7 @@ def sign_out(request: Request, session: Signed, fields: Form) -> Response:
 
 
 @router.post("/dead-letters/{letter_id}/replay")
-def replay(request: Request, session: Signed, fields: Form, letter_id: int) -> Response:
+def replay(request: Request, session: Signed, fields: Form, letter_id: LetterId) -> Response:
     checked(request, session, fields, "replay")
     try:
         message_id = dead_letters.replay_dead_letter(
@@ -89,42 +91,45 @@ def replay(request: Request, session: Signed, fields: Form, letter_id: int) -> R
 
 
 @router.post("/dead-letters/{letter_id}/discard")
-def discard(request: Request, session: Signed, fields: Form, letter_id: int) -> Response:
+def discard(request: Request, session: Signed, fields: Form, letter_id: LetterId) -> Response:
     checked(request, session, fields, "discard")
-    reason = reason_of(fields)
+    reason = reason_of(fields, DISCARD_REASON_MAX)
     container = container_of(request)
-    letter = dead_letters.get_dead_letter(container, letter_id)
-    if letter is None:
+    if dead_letters.get_dead_letter(container, letter_id) is None:
         raise ConsoleError(404, "No such dead letter", f"No dead letter {letter_id} is kept.")
-    if letter["status"] != "stored":
-        raise ConsoleError(
-            409, "Already handled", f"Dead letter {letter_id} is {letter['status']}."
-        )
-    dead_letters.discard_dead_letter(container, letter_id, reason, session.name)
+    try:  # conditional on the letter being stored still: of a replay and a discard one wins
+        dead_letters.discard_dead_letter(container, letter_id, reason, session.name)
+    except dead_letters.AlreadyHandled as exc:
+        raise ConsoleError(409, "Already handled", f"Not discarded: {printable(exc)}.") from exc
     log.info("console_discarded", letter_id=letter_id, token_name=session.name)
     return redirect(f"/console/dead-letters/{letter_id}?done=discarded")
 
 
 def _end(
-    request: Request, session: Session, fields: dict[str, str], key: str, how: str
+    request: Request, session: Session, fields: dict[str, str], request_id: str, how: str
 ) -> Response:
+    """Cancel or expire the change whose request_id the form posts to: by request_id only,
+    never an order id that might be another change's request id."""
     checked(request, session, fields, how)
-    reason = reason_of(fields)
+    reason = reason_of(fields, change_requests.REASON_MAX[how])
     actor = f"operator:{session.name}"  # as `quota-worker expire|cancel` records its user
     try:
-        done = change_requests.end_stuck_change(container_of(request), key, how, reason, actor)
+        done = change_requests.end_stuck_change(
+            container_of(request), request_id, how, reason, actor
+        )
     except change_requests.NotAwaiting as exc:
         raise ConsoleError(409, "Nothing to end", str(exc)) from exc
-    log.info("console_ended_change", how=how, key=key, done=done, token_name=session.name)
+    log.info("console_ended_change", how=how, request_id=request_id, done=done,
+             token_name=session.name)  # fmt: skip
     outcome = ("cancelled" if how == "cancel" else "expired") if done else "unchanged"
-    return redirect(f"/console/changes/{quote(key, safe='')}?done={outcome}")
+    return redirect(f"/console/changes/{quote(request_id, safe='')}?done={outcome}")
 
 
-@router.post("/changes/{key}/cancel")
-def cancel(request: Request, session: Signed, fields: Form, key: str) -> Response:
-    return _end(request, session, fields, key, "cancel")
+@router.post("/changes/{request_id}/cancel")
+def cancel(request: Request, session: Signed, fields: Form, request_id: str) -> Response:
+    return _end(request, session, fields, request_id, "cancel")
 
 
-@router.post("/changes/{key}/expire")
-def expire(request: Request, session: Signed, fields: Form, key: str) -> Response:
-    return _end(request, session, fields, key, "expire")
+@router.post("/changes/{request_id}/expire")
+def expire(request: Request, session: Signed, fields: Form, request_id: str) -> Response:
+    return _end(request, session, fields, request_id, "expire")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.model import ChangeState
-from worker.api.console.render import ConsoleError, current_session, page
+from worker.api.console.render import ConsoleError, LetterId, current_session, page
 from worker.api.console.session import Session
 from worker.bootstrap import Container
 from worker.ops import change_requests, dead_letters, queries
@@ -91,7 +91,8 @@ def trail(request: Request, _session: Signed, key: str, done: str | None = None)
     stuck = change is not None and change["state"] == ChangeState.AWAITING_PAYMENT.value
     entries = change_requests.timeline(found)
     return page(request, "trail.html", key=key, change=change, stuck=stuck, entries=entries,
-                done=_done(done), nav="changes")  # fmt: skip
+                reason_max=change_requests.REASON_MAX, done=_done(done),
+                nav="changes")  # fmt: skip
 
 
 @router.get("/payments", response_class=HTMLResponse)
@@ -119,7 +120,9 @@ def letters(
 
 
 @router.get("/dead-letters/{letter_id}", response_class=HTMLResponse)
-def letter(request: Request, _session: Signed, letter_id: int, done: str | None = None) -> Response:
+def letter(
+    request: Request, _session: Signed, letter_id: LetterId, done: str | None = None
+) -> Response:
     found = dead_letters.get_dead_letter(container_of(request), letter_id)
     if found is None:
         raise ConsoleError(404, "No such dead letter", f"No dead letter {letter_id} is kept.")

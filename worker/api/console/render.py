@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import structlog
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -35,6 +35,10 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 20
+DISCARD_REASON_MAX = 500  # kept in dead_letters.resolution (text)
+# A dead letter's id is a BIGINT: a bigger one is no letter (422), never a database error.
+LetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _when(value: datetime | None) -> str:
@@ -111,7 +115,12 @@ async def form(request: Request) -> dict[str, str]:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise ConsoleError(413, "Form too large", "The form is over 16 KiB.")
-    fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=20)
+    try:
+        fields = parse_qsl(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError as exc:  # more fields than that
+        raise ConsoleError(
+            400, "Too many fields", f"A console form has at most {MAX_FORM_FIELDS} fields."
+        ) from exc
     return dict(fields)
 
 
@@ -132,10 +141,15 @@ def checked(request: Request, session: Session, fields: dict[str, str], action: 
         )
 
 
-def reason_of(fields: dict[str, str]) -> str:
+def reason_of(fields: dict[str, str], limit: int) -> str:
+    """The form's reason, its runs of whitespace made one space, at most `limit` characters
+    (where it goes: a cancel's is the contract's `reason`, at most 200)."""
     reason = " ".join(fields.get("reason", "").split())
     if not reason:
         raise ConsoleError(422, "A reason is needed", "Say why: the reason is recorded.")
-    if len(reason) > 500:
-        raise ConsoleError(422, "Reason too long", "Keep the reason under 500 characters.")
+    if len(reason) > limit:
+        raise ConsoleError(
+            422, "Reason too long",
+            f"The reason has {len(reason)} characters: keep it to at most {limit}.",
+        )  # fmt: skip
     return reason

@@ -95,6 +95,8 @@ def verify(value: str | None, tokens: TokenSet, now: float) -> Session | None:
 
 
 def _secure(request: Request) -> bool:
+    """Asked over https: directly, or through a proxy uvicorn trusts (FORWARDED_ALLOW_IPS),
+    whose X-Forwarded-Proto its ProxyHeadersMiddleware has made the request's scheme."""
     return request.url.scheme == "https"
 
 

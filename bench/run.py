@@ -36,6 +36,7 @@ import psutil
 from celery import Celery
 from sqlalchemy import create_engine, text
 
+from bench.history_run import extra_phases
 from bench.latency import db_floor, latency
 from bench.measure import Drain, TaskEvents, celery_rss_mb, cpu_seconds, peak_rss_mb, server_cpu
 from bench.refusals import refusal_flood
@@ -212,6 +213,7 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
     log("phase 1/5: baseline (no-op tasks, same configuration and layout)")
     base = bench.baseline()
     log(f"baseline: {base.rate} messages/s")
+    extras = extra_phases(bench, target, options)  # --history, --prune-pair: fresh databases
     log(f"phase 2/5: quota-worker drains the same workload ({options.mails} Service Mails)")
     seed_mails(target.database_url, "base", options.mails)
     workload = generate("base", options.mails, options.orders)
@@ -252,4 +254,5 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         "latency": lat,
         "refusal_flood": flood,
         "database_floor": floor,
+        **extras,
     }

@@ -46,6 +46,8 @@ class Options:
     latency_seconds: float
     floor_orders: int
     refusals: int = 20_000
+    history: int = 0  # past changes of the history-size row (bench/history_run.py); 0: none
+    prune_pair: bool = False  # the drain with pruning idle, then on short retentions
 
 
 def log(message: str) -> None:

@@ -207,6 +207,18 @@ def contract_openapi(out: Path | None) -> None:
     help="Orders in the drained workload [default: 10000; quick: 400].",
 )
 @click.option(
+    "--history",
+    type=click.IntRange(0),
+    default=0,
+    help="Also drain the workload on a database holding this many past changes (rounded "
+    "to whole rounds of 4 per Service Mail) beside an empty one: the history-size row.",
+)
+@click.option(
+    "--prune-pair",
+    is_flag=True,
+    help="Also drain it twice on a seeded history: pruning idle, then on short retentions.",
+)
+@click.option(
     "--latency-seconds",
     type=float,
     default=None,
@@ -233,6 +245,8 @@ def bench(
     minutes: float | None,
     mails: int | None,
     orders: int | None,
+    history: int,
+    prune_pair: bool,
     latency_seconds: float | None,
     database_url: str | None,
     broker_url: str | None,
@@ -260,6 +274,8 @@ def bench(
         latency_seconds=latency_seconds or (4.0 if quick else 20.0),
         floor_orders=200 if quick else 2000,
         refusals=2000 if quick else 20_000,
+        history=history,
+        prune_pair=prune_pair,
     )
     try:
         if soak:

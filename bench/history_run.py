@@ -3,11 +3,11 @@
 - the history-size row (issue 19, `--history N`): the same drain as on the empty
   database, on a fresh one holding N past changes and all their rows;
 - the prune pair (issue 15, `--prune-pair`): that drain twice on a database holding
-  PRUNE_CHANGES past changes, once with the retentions at their defaults (the runner's
-  pruner finds nothing old enough) and once with retentions of PRUNE_RETENTION_SECONDS,
-  so that every pruning pass (every quarter of the retention) deletes its full share of
-  outbox rows and processed ids while the drain runs. The sweep, and with it the pruning
-  pass, runs every SWEEP_SECONDS in both.
+  PRUNE_CHANGES past changes (or --history's N if fewer), once with the retentions at
+  their defaults (the runner's pruner finds nothing old enough) and once with retentions
+  of PRUNE_RETENTION_SECONDS, so that every pruning pass (every quarter of the
+  retention) deletes its full share of outbox rows and processed ids while the drain
+  runs. The sweep, and with it the pruning pass, runs every SWEEP_SECONDS in both.
 
 Each drain runs its own `quota-worker run` on its own database, back to back with the
 others in one invocation, so they share the machine's conditions as far as they can.
@@ -95,16 +95,17 @@ def history_row(bench: Any, target: Target, options: Options) -> dict[str, Any]:
 
 
 def prune_pair(bench: Any, target: Target, options: Options) -> dict[str, Any]:
+    changes = min(options.history or PRUNE_CHANGES, PRUNE_CHANGES)  # a quick run's fewer
     sweep = {"QUOTA_SWEEP_INTERVAL_SECONDS": f"{SWEEP_SECONDS:g}"}
     short = {
         **sweep,
         **{f"QUOTA_{k}_RETENTION_SECONDS": f"{PRUNE_RETENTION_SECONDS:g}"
            for k in ("STREAM", "OUTBOX", "DEDUP")},
     }  # fmt: skip
-    log(f"prune pair: {PRUNE_CHANGES:,} past changes; pruning idle, then on "
+    log(f"prune pair: {changes:,} past changes; pruning idle, then on "
         f"{PRUNE_RETENTION_SECONDS:g} s retentions")  # fmt: skip
-    off = drain_on_history(bench, target, options, "prune_off", PRUNE_CHANGES, sweep)
-    on = drain_on_history(bench, target, options, "prune_on", PRUNE_CHANGES, short)
+    off = drain_on_history(bench, target, options, "prune_off", changes, sweep)
+    on = drain_on_history(bench, target, options, "prune_on", changes, short)
     return {"off": off, "on": on, "ratio": round(on["drain"]["rate"] / off["drain"]["rate"], 3)}
 
 

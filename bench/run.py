@@ -9,6 +9,9 @@ Phases, each on the same broker, database and worker layout:
 4. the database floor: the same transactions through the bus in one process,
    no Celery.
 
+With `--history N` and `--prune-pair`, drains on fresh databases holding a history
+run between 1 and 2 (bench/history_run.py).
+
 Rates come from Celery's own task events (received / succeeded), read the way
 Flower reads them, so both runs are measured by the same instrument. The
 queues are preloaded while consumption is paused (`cancel_consumer`), so

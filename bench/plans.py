@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,41 @@ from sqlalchemy.dialects import postgresql
 from bench.latency import through_bus
 from bench.setup import database, seed_mails
 from bench.workload import generate, mail_id
-from worker.adapters import relay
+from worker.adapters import prune, relay, republish
 from worker.adapters import statements as sql
 from worker.adapters import tables as t
+from worker.adapters.prune import Retention
 from worker.bootstrap import build
 from worker.settings import Settings
 
 
+def _upkeep(mail: str, now: datetime) -> list[tuple[str, Any, dict[str, Any]]]:
+    """The runner's pruning passes and `events republish` (worker/adapters/prune.py,
+    republish.py)."""
+    kept = Retention(timedelta(days=30), timedelta(days=30))
+    found: list[tuple[str, Any, dict[str, Any]]] = []
+    for kind in prune.KINDS:
+        found += [
+            (f"prune {kind.name}: the oldest batch", prune.oldest(kind, prune.expired(
+                kind, kept, now), prune.BATCH), {}),
+            (f"prune {kind.name}: delete the batch", prune.remove(kind, ["k1", "k2", "k3"])
+             if kind.table is t.processed_messages else prune.remove(kind, [1, 2, 3]), {}),
+        ]  # fmt: skip
+    since = now - timedelta(days=1)
+    every, one = republish.Window(since), republish.Window(since, now, service_mail_id=mail)
+    return [
+        *found,
+        ("republish: count the window", republish.count_query(every), {}),
+        ("republish: a batch", republish.batch_query(every, 0), {}),
+        ("republish: a batch of one Service Mail", republish.batch_query(one, 0), {}),
+    ]
+
+
 def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
-    """(name, statement, parameters) for every hot-path statement."""
+    """(name, statement, parameters) for every statement of the hot path, the sweep, the
+    relay, the pruner and `events republish` (all of worker/adapters/statements.py's)."""
     mail, order, now = mail_id(tag, 7), f"ord-{tag}-7", datetime.now(UTC)
+    payment, request = f"pay-{tag}-7", f"req-{tag}-7"
     return [
         ("lock the order", sql.LOCK_ORDER, {"order_id": order}),
         ("Service Mail, row lock", sql.MAIL_FOR_UPDATE, {"id": mail}),
@@ -70,6 +95,17 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
          {"now": now, "n": 500}),
         ("sweep: unmatched payments", sql.UNMATCHED_PAYMENTS,
          {"before": now, "n": 500}),
+        ("processed already?", sql.IS_PROCESSED, {"id": "m-x"}),
+        ("save the Service Mail", sql.SAVE_MAIL, {"b_id": mail}),
+        ("save the change", sql.SAVE_CHANGE, {"b_id": request}),
+        ("save the payment", sql.SAVE_PAYMENT, {"b_id": payment}),
+        ("address deleted", sql.DELETE_ADDRESS, {"id": mail, "address": "u1@x.example.ch"}),
+        ("address created (a repeat ignored)", sql.insert_ignore_statement(t.addresses, True),
+         {"service_mail_id": mail, "address": "u1@x.example.ch", "created_at": now}),
+        ("early cancel held (a repeat ignored)",
+         sql.insert_ignore_statement(t.early_cancels, True),
+         {"order_id": order, "reason": "r", "received_at": now}),
+        *_upkeep(mail, now),
     ]  # fmt: skip
 
 
@@ -79,7 +115,8 @@ def generic_plan(conn: Connection, statement: Any, params: dict[str, Any]) -> li
     parameters' values, so a partial index serves it only if its predicate is in the SQL.
     Runs in the connection's transaction (roll it back after)."""
     dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
-    compiled = statement.compile(dialect=dialect)
+    # render_postcompile: an IN list (the pruner's delete) as one parameter per value.
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     values = {**compiled.params, **params}
     args = [values[name] for name in compiled.positiontup or []]
     driver = conn.connection.driver_connection

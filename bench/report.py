@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.history_run import lines as history_lines
 from bench.scans import summary
 
 
@@ -85,4 +86,4 @@ def table(r: dict[str, Any]) -> str:
                  f"{floor['rate']} (CPU ms per message: bench process "
                  f"{floor['cpu_ms_per_message']}; {servers or 'no server'}) |")  # fmt: skip
     lines.append(f"| outcomes | | {quota['outcomes']} |")
-    return "\n".join(lines)
+    return "\n".join(lines + history_lines(r))

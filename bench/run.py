@@ -13,6 +13,9 @@ Phases, each on the same broker, database and worker layout:
 6. the database floor: the same transactions through the bus in one process,
    no Celery.
 
+With `--history N` and `--prune-pair`, drains on fresh databases holding a history
+run between 1 and 2 (bench/history_run.py).
+
 Rates come from Celery's own task events (received / succeeded), read the way
 Flower reads them, so both runs are measured by the same instrument. The
 queues are preloaded while consumption is paused (`cancel_consumer`), so
@@ -41,6 +44,7 @@ from celery import Celery
 from sqlalchemy import create_engine, text
 
 from bench.api_load import RATE, api_process, load, load_beside
+from bench.history_run import extra_phases
 from bench.latency import db_floor, latency
 from bench.measure import Drain, TaskEvents, celery_rss_mb, cpu_seconds, peak_rss_mb, server_cpu
 from bench.refusals import refusal_flood
@@ -217,6 +221,7 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
     log("phase 1/6: baseline (no-op tasks, same configuration and layout)")
     base = bench.baseline()
     log(f"baseline: {base.rate} messages/s")
+    extras = extra_phases(bench, target, options)  # --history, --prune-pair: fresh databases
     log(f"phase 2/6: quota-worker drains the same workload ({options.mails} Service Mails)")
     seed_mails(target.database_url, "base", options.mails)
     workload = generate("base", options.mails, options.orders)
@@ -268,4 +273,5 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         "read_api": read_api,
         "read_api_draining": read_api_draining,
         "database_floor": floor,
+        **extras,
     }

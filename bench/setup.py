@@ -47,6 +47,8 @@ class Options:
     floor_orders: int
     refusals: int = 20_000
     api_seconds: float = 20.0
+    history: int = 0  # past changes of the history-size row (bench/history_run.py); 0: none
+    prune_pair: bool = False  # the drain with pruning idle, then on short retentions
 
 
 def log(message: str) -> None:

@@ -47,9 +47,13 @@ def check_window(window: Window, kept_since: datetime) -> None:
         )
 
 
+def count_query(window: Window) -> Any:
+    return select(func.count()).where(*window.where())
+
+
 def count(database: Database, window: Window) -> int:
     with database.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(*window.where())).scalar_one())
+        return int(conn.execute(count_query(window)).scalar_one())
 
 
 def republish(
@@ -67,18 +71,22 @@ def republish(
     return sent
 
 
+def batch_query(window: Window, after: int) -> Any:
+    """The window's next batch of events after id `after`, in id (commit) order."""
+    columns = (t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body)
+    return (
+        select(*columns)
+        .where(*window.where(), t.outbox.c.id > after)
+        .order_by(t.outbox.c.id)
+        .limit(BATCH)
+    )
+
+
 def _batches(database: Database, window: Window) -> Iterator[list[Any]]:
     after = 0
-    columns = (t.outbox.c.id, t.outbox.c.type, t.outbox.c.subject, t.outbox.c.body)
     while True:
-        query = (
-            select(*columns)
-            .where(*window.where(), t.outbox.c.id > after)
-            .order_by(t.outbox.c.id)
-            .limit(BATCH)
-        )
         with database.engine.connect() as conn:
-            rows = list(conn.execute(query))
+            rows = list(conn.execute(batch_query(window, after)))
         if not rows:
             return
         yield rows

@@ -109,7 +109,6 @@ AWAITING_MAIL_IN_USE = select(
     literal(False).label("awaiting"),
 )
 SAVE_MAIL = update(t.service_mails).where(t.service_mails.c.id == bindparam("b_id"))
-CHANGE_BY_REQUEST = select(t.quota_changes).where(t.quota_changes.c.request_id == bindparam("r"))
 CHANGE_BY_ORDER = select(t.quota_changes).where(t.quota_changes.c.order_id == bindparam("o"))
 CHANGE_BY_REQUEST_OR_ORDER = select(t.quota_changes).where(
     or_(

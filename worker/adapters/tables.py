@@ -259,4 +259,11 @@ dead_letters = Table(
     Column("resolution", Text, nullable=True),
     Column("replayed_as", String(255), nullable=True),
     Column("resolved_at", UTCDateTime, nullable=True),
+    # The pruner reads discarded dead letters by age (worker/adapters/prune.py).
+    Index(
+        "ix_dead_letters_discarded",
+        "resolved_at",
+        postgresql_where=text("status = 'discarded'"),
+        sqlite_where=text("status = 'discarded'"),
+    ),
 )

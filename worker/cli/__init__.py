@@ -19,7 +19,15 @@ if os.environ.get("QUOTA_METRICS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os
 from worker.adapters.versions import UntestedLibraryError
 
 try:  # imported for the commands they register on main
-    from worker.cli import api, change_requests, commands, dead_letters, status, upkeep  # noqa: F401
+    from worker.cli import (  # noqa: F401
+        api,
+        bench,
+        change_requests,
+        commands,
+        dead_letters,
+        status,
+        upkeep,
+    )
 except UntestedLibraryError as exc:  # refused as they are imported: the reason, not a traceback
     sys.exit(f"Error: {exc}")
 from worker.cli.base import main

@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.measure import percentiles
 from bench.setup import CODE_ROOT, Target, worker_env
@@ -36,6 +38,7 @@ class Api:
     host: str
     port: int
     token: str
+    pid: int = 0  # the server's, for its CPU per request
 
 
 def _free_port() -> int:
@@ -64,6 +67,7 @@ def api_process(target: Target, data_dir: Path) -> Iterator[Api]:
         start_new_session=True, stdout=(data_dir / "api.log").open("wb"),
         stderr=subprocess.STDOUT,
     )  # fmt: skip
+    api = replace(api, pid=process.pid)
     try:
         deadline = time.monotonic() + 60
         while not _up(api):
@@ -122,6 +126,9 @@ def load(api: Api, mails: int, seconds: float, rate: float = RATE) -> dict[str, 
             else:
                 errors[name][outcome] = errors[name].get(outcome, 0) + 1
 
+    server = psutil.Process(api.pid) if api.pid else None
+    server_cpu = sum(server.cpu_times()[:2]) if server else 0.0
+    psutil.cpu_percent()  # from here: how busy the whole machine is during the load
     start = time.monotonic()
     with ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="api-load") as pool:
         for n, (name, path) in enumerate(calls):
@@ -131,9 +138,16 @@ def load(api: Api, mails: int, seconds: float, rate: float = RATE) -> dict[str, 
                 time.sleep(delay)
             pool.submit(call, name, path, due)
         sent = time.monotonic() - start
+    busy = psutil.cpu_percent()
+    if server:
+        server_cpu = sum(server.cpu_times()[:2]) - server_cpu
     return {
         "target_rate": rate,
         "sent_rate": round(len(calls) / sent, 1),
+        # What explains a slow run: the server's own CPU per call, and whether the machine
+        # had any to spare (the worker, the databases and this load share its cores).
+        "api_cpu_ms_per_request": round(1000 * server_cpu / len(calls), 2) if server else None,
+        "machine_cpu_busy_percent": busy,
         "seconds": round(seconds, 1),
         "calls": {
             name: {**percentiles(results[name]), "errors": sum(errors[name].values()),

@@ -25,6 +25,11 @@ def _read_api(api: dict[str, Any] | None) -> list[str]:
     rows = []
     beside = api.get("beside")
     worker = f"worker taking {beside['sent_rate']} messages/s" if beside else "worker idle"
+    if api.get("api_cpu_ms_per_request") is not None:
+        worker += (
+            f"; API {api['api_cpu_ms_per_request']} CPU ms/request, machine "
+            f"{api['machine_cpu_busy_percent']}% busy"
+        )
     for name, path in (("service_mail", "/v1/service-mails/{id}"), ("quote", ".../quote")):
         c = api["calls"][name]
         rows.append(

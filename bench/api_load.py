@@ -106,13 +106,23 @@ def load(api: Api, mails: int, seconds: float, rate: float = RATE) -> dict[str, 
     errors: dict[str, dict[str, int]] = {"service_mail": {}, "quote": {}}
     lock = threading.Lock()
 
+    def get(path: str) -> http.client.HTTPResponse:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(api.host, api.port, timeout=10)
+        connection: http.client.HTTPConnection = local.connection
+        connection.request("GET", path, headers={"Authorization": f"Bearer {api.token}"})
+        return connection.getresponse()
+
     def call(name: str, path: str, due: float) -> None:
         outcome = "ok"
         try:
-            if not hasattr(local, "connection"):
-                local.connection = http.client.HTTPConnection(api.host, api.port, timeout=10)
-            local.connection.request("GET", path, headers={"Authorization": f"Bearer {api.token}"})
-            answer = local.connection.getresponse()
+            try:
+                answer = get(path)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # The server closed a keep-alive connection this thread left idle longer
+                # than uvicorn keeps one (5 s): as any HTTP client does, a new one, once.
+                local.__dict__.pop("connection", None)
+                answer = get(path)
             body = answer.read()
             if answer.status != 200 or not json.loads(body):
                 outcome = str(answer.status)

@@ -10,7 +10,6 @@ import json
 import multiprocessing
 import random
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 import psutil
 
 from bench.measure import percentiles
-from bench.setup import CODE_ROOT, Target, worker_env
+from bench.setup import CODE_ROOT, Target, stop, worker_env
 from bench.workload import mail_id
 
 RATE = 200.0  # requests per second, half of each call
@@ -76,11 +75,7 @@ def api_process(target: Target, data_dir: Path) -> Iterator[Api]:
             time.sleep(0.2)
         yield api
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, 30)
 
 
 def _calls(mails: int, count: int, seed: int = 11) -> list[tuple[str, str]]:

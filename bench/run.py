@@ -60,6 +60,7 @@ from bench.setup import (
     seed_mails,
     services,
     slug,
+    stop,
     worker_env,
 )
 from bench.workload import Workload, generate
@@ -174,11 +175,7 @@ class Bench:
             names = self.wait_workers(layout.processes)
             yield psutil.Process(process.pid), names
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process, 120)
 
     def outcomes(self) -> dict[str, int]:
         engine = create_engine(self.target.database_url)

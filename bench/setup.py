@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -88,6 +90,16 @@ def seed_mails(url: str, tag: str, count: int, first: int = 0, analyze: bool = T
 # puts the working directory first on sys.path, so a benchmark of another checkout
 # (PYTHONPATH=/path/to/worktree) would otherwise run the current directory's worker.
 CODE_ROOT = Path(worker.__file__).resolve().parents[1]
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (a clean stop), then SIGKILL if it has not ended within `timeout`."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def worker_env(target: Target, data_dir: Path) -> dict[str, str]:

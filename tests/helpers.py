@@ -6,6 +6,8 @@ import itertools
 import json
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -70,3 +72,15 @@ class EventReader:
             seen = [(e["type"], e["data"]) for e in self.matching(**data)]
             raise AssertionError(f"no {event_type} with {data} within {timeout}s; saw {seen}")
         return found[0]  # type: ignore[no-any-return]
+
+
+def get_json(url: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
+    """GET `url` (with a bearer token if given): its status and JSON body, errors too."""
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.load(refused)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 
 from tests.conftest import Services
 from tests.e2e.conftest import WorkerProcess, free_port, stop_worker
-from tests.helpers import wait_until
+from tests.helpers import get_json, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,14 +29,7 @@ class ApiProcess:
     log_path: Path
 
     def get(self, path: str, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(self.base + path)
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, json.load(answer)
-        except urllib.error.HTTPError as refused:
-            return refused.code, json.load(refused)
+        return get_json(self.base + path, token)
 
     def log_records(self) -> list[dict[str, Any]]:
         lines = self.log_path.read_text(errors="replace").splitlines()

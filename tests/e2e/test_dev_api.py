@@ -3,7 +3,6 @@ token opens /v1, the token is never logged, and the API dies with `dev`, even by
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -11,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.helpers import short_tmp, wait_until
+from tests.helpers import get_json, short_tmp, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -69,15 +67,7 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(url)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.load(refused)
+_get = get_json
 
 
 def test_dev_serves_readyz_and_v1_with_the_token_it_prints_and_never_logs_it(

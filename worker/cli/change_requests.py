@@ -10,7 +10,6 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from domain import commands
 from domain.model import ChangeState
 from worker.cli.base import build_container, main
 from worker.cli.output import cell, console, echo_json
@@ -122,22 +121,21 @@ def _print_timeline(entries: list[change_requests.Entry]) -> None:
     console.print(timeline)
 
 
-def _awaiting(key: str) -> dict[str, Any]:
-    change = change_requests.find_change(build_container(), key)
-    if change is None:
-        raise click.ClickException(f"no change request {key!r}")
-    if change["state"] != ChangeState.AWAITING_PAYMENT:
-        raise click.ClickException(
-            f"change {printable(change['request_id'])} is {printable(change['state'])}, "
-            "not awaiting payment: nothing to end"
-        )
-    return change
+_UNCHANGED = "unchanged: it ended meanwhile"
 
 
-def _fits(how: str, reason: str) -> None:
-    """The reason fits where it goes (a cancel's is the contract's, at most 200)."""
+def _end(key: str, how: str, reason: str) -> bool:
+    """End the change awaiting payment named by its request_id or order_id, as the user."""
+    # The reason fits where it goes (a cancel's is the contract's, at most 200).
     if (too_long := change_requests.reason_too_long(how, reason)) is not None:
         raise click.BadParameter(too_long, param_hint="--reason")
+    actor = f"operator:{getpass.getuser()}"
+    try:
+        return change_requests.end_stuck_change(
+            build_container(), key, how, reason, actor, order_id_too=True
+        )
+    except change_requests.NotAwaiting as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -147,13 +145,7 @@ def _fits(how: str, reason: str) -> None:
 )
 def expire(request_or_order_id: str, reason: str) -> None:
     """End a change awaiting payment now, as if its timeout had passed (emits .expired)."""
-    _fits("expire", reason)
-    change = _awaiting(request_or_order_id)
-    actor = f"operator:{getpass.getuser()}"
-    done = build_container().bus.as_operator(
-        actor, expire=(change["request_id"], change["order_id"], f"operator: {reason}")
-    )
-    click.echo("expired" if done else "unchanged: it ended meanwhile")
+    click.echo("expired" if _end(request_or_order_id, "expire", reason) else _UNCHANGED)
 
 
 @main.command()
@@ -163,10 +155,4 @@ def expire(request_or_order_id: str, reason: str) -> None:
 )
 def cancel(request_or_order_id: str, reason: str) -> None:
     """Cancel a change awaiting payment, as checkout's cancel would (emits .cancelled)."""
-    _fits("cancel", reason)
-    change = _awaiting(request_or_order_id)
-    actor = f"operator:{getpass.getuser()}"
-    done = build_container().bus.as_operator(
-        actor, commands.CancelQuotaChange(change["order_id"], reason)
-    )
-    click.echo("cancelled" if done else "unchanged: it ended meanwhile")
+    click.echo("cancelled" if _end(request_or_order_id, "cancel", reason) else _UNCHANGED)

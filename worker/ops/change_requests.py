@@ -171,17 +171,27 @@ def reason_too_long(how: str, reason: str) -> str | None:
 
 
 def end_stuck_change(
-    container: Container, request_id: str, how: str, reason: str, actor: str
+    container: Container,
+    key: str,
+    how: str,
+    reason: str,
+    actor: str,
+    *,
+    order_id_too: bool = False,
 ) -> bool:
-    """`expire` or `cancel` the change of this request_id (only: an action names one change
-    unambiguously) awaiting payment, as `quota-worker expire|cancel` does: the automatic
-    path's events, recorded as `actor`. False if it ended meanwhile."""
-    with container.database.engine.connect() as conn:
-        c = t.quota_changes.c
-        row = conn.execute(select(t.quota_changes).where(c.request_id == request_id)).first()
-    if row is None:
-        raise NotAwaiting(f"no change request {p(request_id)}")
-    change = dict(row._mapping)
+    """`expire` or `cancel` the change awaiting payment whose request_id is `key` (or, with
+    `order_id_too`, as `quota-worker expire|cancel` take it, its order_id): the automatic
+    path's events, recorded as `actor`. False if it ended meanwhile. The console names a
+    change by request_id only, so an action never reaches another change."""
+    if order_id_too:
+        change = find_change(container, key)
+    else:
+        with container.database.engine.connect() as conn:
+            c = t.quota_changes.c
+            row = conn.execute(select(t.quota_changes).where(c.request_id == key)).first()
+        change = dict(row._mapping) if row else None
+    if change is None:
+        raise NotAwaiting(f"no change request {p(key)}")
     if change["state"] != ChangeState.AWAITING_PAYMENT:
         raise NotAwaiting(
             f"change {p(change['request_id'])} is {p(change['state'])}, "

@@ -33,12 +33,13 @@ from worker.adapters import statements as sql
 from worker.adapters import tables as t
 from worker.adapters.prune import Retention
 from worker.bootstrap import build
+from worker.ops import queries
 from worker.settings import Settings
 
 
 def _upkeep(mail: str, now: datetime) -> list[tuple[str, Any, dict[str, Any]]]:
-    """The runner's pruning passes and `events republish` (worker/adapters/prune.py,
-    republish.py)."""
+    """The runner's pruning passes, its status sample (also each /metrics scrape) and
+    `events republish` (worker/adapters/prune.py, worker/ops/queries.py, republish.py)."""
     kept = Retention(timedelta(days=30), timedelta(days=30))
     found: list[tuple[str, Any, dict[str, Any]]] = []
     for kind in prune.KINDS:
@@ -50,8 +51,18 @@ def _upkeep(mail: str, now: datetime) -> list[tuple[str, Any, dict[str, Any]]]:
         ]  # fmt: skip
     since = now - timedelta(days=1)
     every, one = republish.Window(since), republish.Window(since, now, service_mail_id=mail)
+    sample = [
+        (f"status sample: {state} changes", count, {})
+        for state, count in queries.OPEN_CHANGES.items()
+    ]
     return [
         *found,
+        *sample,
+        ("status sample: oldest awaiting change", queries.OLDEST_AWAITING, {}),
+        ("status sample: outbox backlog", queries.OUTBOX_BACKLOG, {}),
+        ("status sample: oldest unsent event", queries.OLDEST_UNSENT, {}),
+        ("status sample: payments held", queries.PAYMENTS_HELD, {}),
+        ("status sample: refunds unpublished", queries.REFUNDS_UNPUBLISHED, {}),
         ("republish: count the window", republish.count_query(every), {}),
         ("republish: a batch", republish.batch_query(every, 0), {}),
         ("republish: a batch of one Service Mail", republish.batch_query(one, 0), {}),

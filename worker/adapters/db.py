@@ -11,6 +11,10 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Each connection's page cache (negative: KiB): SQLite's default of 2 MiB holds too little
+# of the indexes once the history is large, and every miss is a read system call
+# (docs/PERFORMANCE.md, the history row).
+SQLITE_CACHE_KIB = 32 * 1024
 
 # Worth another try: the database was briefly away, locked, or a transaction
 # lost a serialization or deadlock check (OperationalError on both drivers), a
@@ -51,6 +55,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -82,7 +82,10 @@ class Runner:
         if port is not None:
             limits = Thresholds(require_worker=False)
             metrics.serve(
-                port, lambda: snapshot(self.container, self.celery, limits, ask_workers=False)
+                port,
+                lambda: snapshot(
+                    self.container, self.celery, limits, ask_workers=False, history=False
+                ),
             )
             log.info("metrics_served", port=port, path="/metrics")
         self._thread("relay", lambda: self.relay.run(self.stop_event, self.container.redis))
@@ -145,7 +148,9 @@ class Runner:
         limits = Thresholds(require_worker=False)
         while not self.stop_event.is_set():
             try:
-                status = snapshot(self.container, self.celery, limits, ask_workers=False)
+                status = snapshot(
+                    self.container, self.celery, limits, ask_workers=False, history=False
+                )
                 plot.record(self.container, status)
             except Exception:  # an outage must not end the sampling
                 log.exception("sample_failed")

@@ -18,10 +18,10 @@ from sqlalchemy import Connection, func, select
 from domain.errors import PaymentIdConflict
 from domain.events import RefundRequired
 from domain.model import ChangeState
-from domain.payment import PaymentStatus
 from events.outbound import EVENT_TYPES
 from worker.adapters import tables as t
 from worker.adapters.deliveries import CONSUMED_QUEUES
+from worker.adapters.statements import AWAITING_PAYMENT, PENDING, RECEIVED
 from worker.bootstrap import Container, utcnow
 from worker.ops.safe_text import printable
 from worker.ops.stream_status import stale_groups, stream_facts
@@ -109,10 +109,19 @@ def _age(now: datetime, since: datetime | None) -> float | None:
 
 
 def snapshot(
-    container: Container, app: Celery, thresholds: Thresholds, *, ask_workers: bool = True
+    container: Container,
+    app: Celery,
+    thresholds: Thresholds,
+    *,
+    ask_workers: bool = True,
+    history: bool = True,
 ) -> Status:
     """The service's state; a dependency that cannot be reached leaves its figures empty
-    and is named among the problems, so status always answers."""
+    and is named among the problems, so status always answers.
+
+    `history=False` (the run's periodic sample, each /metrics scrape) counts only the
+    open changes (awaiting payment, waiting for their Service Mail), each through its
+    partial index: counting the end states reads the whole history, which only grows."""
     now, down = utcnow(), list[str]()
     nowhere: dict[str, int | None] = dict.fromkeys(CONSUMED_QUEUES)
     unknown: tuple[dict[str, int | None], int | None] = (nowhere, None)
@@ -126,7 +135,7 @@ def snapshot(
         lambda: stream_facts(container.redis, stream, now.timestamp()), None,
     )  # fmt: skip
     groups = facts.groups if facts else []
-    status = _reached(down, "the database", lambda: _from_database(container, now), None)
+    status = _reached(down, "the database", lambda: _from_database(container, now, history), None)
     if status is None:
         status = Status(depths, unacked, nodes, {}, None, None, None, [], None, None)
     status.queues, status.unacked, status.workers = depths, unacked, nodes
@@ -148,32 +157,40 @@ def _reached(down: list[str], what: str, read: Callable[[], T], otherwise: T) ->
         return otherwise
 
 
-def _from_database(container: Container, now: datetime) -> Status:
+# The sample's statements on tables that grow with the history, each served by an index
+# under the generic plan a prepared statement gets (tests/integration/test_plans.py):
+# the constant states are literals in the SQL (worker/adapters/statements.py).
+_changes, _outbox, _unsent = t.quota_changes, t.outbox, t.outbox.c.sent_at.is_(None)
+OPEN_CHANGES = {
+    ChangeState.AWAITING_PAYMENT.value: select(func.count()).where(
+        _changes.c.state == AWAITING_PAYMENT
+    ),
+    ChangeState.RECEIVED.value: select(func.count()).where(_changes.c.state == RECEIVED),
+}
+OLDEST_AWAITING = select(func.min(_changes.c.created_at)).where(
+    _changes.c.state == AWAITING_PAYMENT
+)
+OUTBOX_BACKLOG = select(func.count()).where(_unsent)
+OLDEST_UNSENT = select(func.min(_outbox.c.created_at)).where(_unsent)
+PAYMENTS_HELD = select(func.count()).where(t.payments.c.status == PENDING)
+REFUNDS_UNPUBLISHED = select(func.count()).where(
+    _unsent, _outbox.c.type == EVENT_TYPES[RefundRequired]
+)
+
+
+def _from_database(container: Container, now: datetime, history: bool) -> Status:
     with container.database.engine.connect() as conn:
         return Status(
             queues={},
             unacked=None,
             workers={},
-            changes=_changes_by_state(conn),
-            oldest_awaiting_seconds=_age(now, _oldest_awaiting(conn)),
-            outbox_backlog=conn.execute(
-                select(func.count()).where(t.outbox.c.sent_at.is_(None))
-            ).scalar_one(),
-            oldest_unsent_seconds=_age(
-                now,
-                conn.execute(
-                    select(func.min(t.outbox.c.created_at)).where(t.outbox.c.sent_at.is_(None))
-                ).scalar_one(),
-            ),
+            changes=_changes_by_state(conn) if history else _open_changes(conn),
+            oldest_awaiting_seconds=_age(now, conn.execute(OLDEST_AWAITING).scalar_one()),
+            outbox_backlog=conn.execute(OUTBOX_BACKLOG).scalar_one(),
+            oldest_unsent_seconds=_age(now, conn.execute(OLDEST_UNSENT).scalar_one()),
             dead_letters=_dead_letter_summary(conn),
-            payments_held=conn.execute(
-                select(func.count()).where(t.payments.c.status == PaymentStatus.PENDING.value)
-            ).scalar_one(),
-            refunds_unpublished=conn.execute(
-                select(func.count()).where(
-                    t.outbox.c.sent_at.is_(None), t.outbox.c.type == EVENT_TYPES[RefundRequired]
-                )
-            ).scalar_one(),
+            payments_held=conn.execute(PAYMENTS_HELD).scalar_one(),
+            refunds_unpublished=conn.execute(REFUNDS_UNPUBLISHED).scalar_one(),
             over_limit=conn.execute(_OVER_LIMIT).scalar_one(),
             payment_id_conflicts=conn.execute(
                 select(func.count()).where(
@@ -249,13 +266,8 @@ def _changes_by_state(conn: Connection) -> dict[str, int]:
     return counts
 
 
-def _oldest_awaiting(conn: Connection) -> datetime | None:
-    oldest: datetime | None = conn.execute(
-        select(func.min(t.quota_changes.c.created_at)).where(
-            t.quota_changes.c.state == ChangeState.AWAITING_PAYMENT.value
-        )
-    ).scalar_one()
-    return oldest
+def _open_changes(conn: Connection) -> dict[str, int]:
+    return {state: conn.execute(count).scalar_one() for state, count in OPEN_CHANGES.items()}
 
 
 def _outside_plan(conn: Connection, shown: int = 5) -> list[dict[str, Any]]:

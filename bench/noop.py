@@ -10,11 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from events.inbound import INBOUND
-from worker.entrypoints.app import create_app
+from worker.entrypoints.app import create_app, prefetch
 from worker.settings import Settings
 
-# The worker's app (its transport, consumer and settings) without the worker's tasks.
-app = create_app(Settings())
+# The worker's app (its transport, consumer and settings) without the worker's tasks,
+# holding as many messages unacknowledged as the batching worker of the same settings
+# (QUOTA_BATCH_MAX), but running each alone: Celery's own path, nothing batched.
+_settings = Settings()
+app = create_app(_settings.model_copy(update={"batch_max": 1}))
+app.conf.update(prefetch(_settings))
 app.conf.imports = ()
 
 

@@ -51,7 +51,7 @@ def _upkeep(mail: str, now: datetime) -> list[tuple[str, Any, dict[str, Any]]]:
         ]  # fmt: skip
     since = now - timedelta(days=1)
     every, one = republish.Window(since), republish.Window(since, now, service_mail_id=mail)
-    sample = [
+    sample: list[tuple[str, Any, dict[str, Any]]] = [
         (f"status sample: {state} changes", count, {})
         for state, count in queries.OPEN_CHANGES.items()
     ]
@@ -107,6 +107,9 @@ def statements(tag: str) -> list[tuple[str, Any, dict[str, Any]]]:
         ("sweep: unmatched payments", sql.UNMATCHED_PAYMENTS,
          {"before": now, "n": 500}),
         ("processed already?", sql.IS_PROCESSED, {"id": "m-x"}),
+        ("batch: processed already?", sql.PROCESSED_AMONG[True], {"ids": ["m-x", "m-y"]}),
+        ("batch: lock its Service Mails in order", sql.LOCK_MAILS_IN_ORDER,
+         {"mails": [mail], "orders": [order]}),
         ("save the Service Mail", sql.SAVE_MAIL, {"b_id": mail}),
         ("save the change", sql.SAVE_CHANGE, {"b_id": request}),
         ("save the payment", sql.SAVE_PAYMENT, {"b_id": payment}),

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
         description="on a Redis broker, pop and record each message in one Lua script "
         "(off: kombu's own BRPOP transport, for a Redis that refuses scripts)",
     )
+    batch_max: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="the most hot-path messages handled in one database transaction "
+        "(1: one transaction per message); a batch forms only while every pool process "
+        "is busy, so an idle worker never waits",
+    )
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     max_message_bytes: int = Field(
         default=4 * 1024 * 1024,

@@ -187,6 +187,12 @@ class InMemoryRepository(Repository):
     def is_processed(self, message_id: str) -> bool:
         return message_id in self.t.processed_messages
 
+    def processed_among(self, message_ids: Sequence[str]) -> set[str]:
+        return {m for m in message_ids if m in self.t.processed_messages}
+
+    def lock_in_order(self, order_ids: Sequence[str], service_mail_ids: Sequence[str]) -> None:
+        pass  # one unit of work at a time in memory
+
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         due = [
             c

@@ -147,6 +147,20 @@ class SqlRepository(Repository):
     def is_processed(self, message_id: str) -> bool:
         return bool(self._rows(sql.IS_PROCESSED, {"id": message_id})[0][0])
 
+    def processed_among(self, message_ids: Sequence[str]) -> set[str]:
+        return {
+            r.message_id
+            for r in self._rows(sql.PROCESSED_AMONG[self.is_postgres], {"ids": list(message_ids)})
+        }
+
+    def lock_in_order(self, order_ids: Sequence[str], service_mail_ids: Sequence[str]) -> None:
+        if not self.is_postgres:
+            return  # SQLite: BEGIN IMMEDIATE holds the one write lock
+        for order_id in sorted(set(order_ids)):
+            self._lock_order(order_id)
+        params = {"mails": sorted(set(service_mail_ids)), "orders": sorted(set(order_ids))}
+        self._rows(sql.LOCK_MAILS_IN_ORDER, params)
+
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         return [
             (r.request_id, r.order_id)

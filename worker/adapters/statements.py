@@ -180,6 +180,32 @@ REMOVE_ADDRESS_EACH = delete(t.addresses).where(
 )
 ADD_ADDRESS_EACH = sqlite.insert(t.addresses).on_conflict_do_nothing()
 IS_PROCESSED = select(exists().where(t.processed_messages.c.message_id == bindparam("id")))
+# A batch's messages processed already (redeliveries), in one read; on PostgreSQL an
+# array parameter (the statement queue's pipeline sends no expanding IN list).
+_IDS = postgresql.ARRAY(String(255))
+_PROCESSED = t.processed_messages.c.message_id
+PROCESSED_AMONG = {
+    True: select(_PROCESSED).where(_PROCESSED == any_(bindparam("ids", type_=_IDS))),  # noqa: SIM300
+    False: select(_PROCESSED).where(_PROCESSED.in_(bindparam("ids", expanding=True))),
+}
+# A batch's Service Mails, row-locked in one global order (by id) so two batches never
+# deadlock: those its messages name, and those of its orders' changes awaiting payment
+# (a payment's), read after the orders' advisory locks (worker/service/bus.py).
+# PostgreSQL only: SQLite's BEGIN IMMEDIATE already holds its one write lock.
+LOCK_MAILS_IN_ORDER = (
+    select(t.service_mails.c.id)
+    .where(
+        (t.service_mails.c.id == any_(bindparam("mails", type_=_IDS)))
+        | t.service_mails.c.id.in_(
+            select(t.quota_changes.c.service_mail_id).where(
+                t.quota_changes.c.order_id == any_(bindparam("orders", type_=_IDS)),
+                t.quota_changes.c.state == AWAITING_PAYMENT,
+            )
+        )
+    )
+    .order_by(t.service_mails.c.id)
+    .with_for_update()
+)
 # The sweep's: bounded, and each served by a partial index (ix_quota_changes_awaiting_expiry,
 # ix_payments_pending).
 DUE_CHANGES = (

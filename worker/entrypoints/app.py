@@ -72,11 +72,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_retry_on_worker_lost": True,
         "task_time_limit": TASK_TIME_LIMIT,
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
-        "worker_prefetch_multiplier": 1,
-        # kombu pops a Redis message (BRPOP) before it records it as unacknowledged;
-        # a message popped while every pool process is busy waits in the socket, and a
-        # worker killed then loses it (kombu#305, celery#7950). Fetch only for a free process.
-        "worker_disable_prefetch": redis_broker,
+        **prefetch(settings),
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_soft_shutdown_timeout": 10.0,
         "worker_enable_soft_shutdown_on_idle": True,
@@ -90,6 +86,31 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_queue": QUEUES[0],
         "task_routes": {name: {"queue": route.queue} for name, route in INBOUND.items()},
     }
+
+
+def prefetch(settings: Settings) -> dict[str, Any]:
+    """How many messages a worker holds unacknowledged (also the benchmark's baseline's)."""
+    size = batch_max(settings)
+    return {
+        # A batch is taken from what waits unacknowledged in the worker: room for one
+        # per pool process (worker/entrypoints/batching.py).
+        "worker_prefetch_multiplier": size,
+        # kombu pops a Redis message (BRPOP) before it records it as unacknowledged;
+        # a message popped while every pool process is busy waits in the socket, and a
+        # worker killed then loses it (kombu#305, celery#7950). Fetch only for a free
+        # process, unless our atomic pop records every message it takes.
+        "worker_disable_prefetch": _redis(settings) and size == 1,
+    }
+
+
+def _redis(settings: Settings) -> bool:
+    return settings.broker().startswith(("redis", "rediss"))
+
+
+def batch_max(settings: Settings) -> int:
+    """QUOTA_BATCH_MAX as it applies: on Redis, batches need the atomic pop (a prefetched
+    message must be recorded as unacknowledged), so kombu's own BRPOP runs one by one."""
+    return 1 if _redis(settings) and not settings.redis_atomic_pop else settings.batch_max
 
 
 class QuotaApp(Celery):  # type: ignore[misc]

@@ -30,7 +30,8 @@ from celery.worker.consumer import Consumer
 from worker.adapters import deliveries, versions
 from worker.adapters.deliveries import StoredBody
 from worker.entrypoints import envelope
-from worker.entrypoints.app import container_of
+from worker.entrypoints.app import batch_max, container_of
+from worker.entrypoints.batching import Batcher, batchable
 from worker.service.bus import MessageBus
 
 versions.check("celery")
@@ -48,6 +49,22 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
         container = container_of(self.app)
         max_bytes = container.settings.max_message_bytes
 
+        def one_by_one(message: Any) -> None:
+            try:
+                celery_handler(message)
+            except Exception as exc:
+                log.exception("celery_could_not_take_message")
+                why = f"Celery could not take it ({type(exc).__name__}: {exc})"[:500]
+                refuse(message, why, container.bus)
+
+        size = batch_max(container.settings)
+        batcher = None
+        if size > 1:
+            slots = getattr(self.pool, "num_processes", None) or self.pool.limit or 1
+            batcher = Batcher(
+                self.pool, one_by_one, self.event_dispatcher, batch_max=size, slots=slots
+            )
+
         def on_task_received(message: Any) -> None:
             try:
                 refusal = envelope.check(_delivery(message), max_bytes=max_bytes, now=_now())
@@ -59,12 +76,10 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
                 return
             queue = message.delivery_info[deliveries.QUEUE_KEY]
             envelope.ignore_hints(message.headers, message.properties, queue)
-            try:
-                celery_handler(message)
-            except Exception as exc:
-                log.exception("celery_could_not_take_message")
-                why = f"Celery could not take it ({type(exc).__name__}: {exc})"[:500]
-                refuse(message, why, container.bus)
+            if batcher is not None and batchable(message):
+                batcher.add(message)
+            else:
+                one_by_one(message)
 
         return _never_raises(on_task_received)
 

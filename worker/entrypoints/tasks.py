@@ -136,9 +136,14 @@ def handle_inbound(
             if not transient(exc):
                 log.exception("message_failed")
             outcome = _keep(task, args, kwargs, decision.error, bus)
-        MESSAGES.labels(task.name, outcome.kind.value).inc()
-        log.info("message_processed", outcome=str(outcome))
+        record(task.name, outcome)
         return str(outcome)
+
+
+def record(task: str, outcome: Outcome, **extra: Any) -> None:
+    """A handled message's metric and log line (one per message, batched or not)."""
+    MESSAGES.labels(task, outcome.kind.value).inc()
+    log.info("message_processed", outcome=str(outcome), **extra)
 
 
 def _process(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], bus: MessageBus) -> Outcome:

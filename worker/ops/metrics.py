@@ -37,6 +37,11 @@ COMMIT_TO_EVENT = Histogram(
     "From the commit that wrote an event to its publication on the stream",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30),
 )
+BATCH_SIZE = Histogram(
+    "quota_batch_size",
+    "Messages handled in one transaction (QUOTA_BATCH_MAX; 1 when batching is off)",
+    buckets=(1, 2, 5, 10, 20, 50, 100),
+)
 EVENTS_PUBLISHED = Counter("quota_events_published_total", "Events published to the stream")
 RELAY_ERRORS = Counter("quota_relay_errors_total", "Relay passes that failed (and were retried)")
 

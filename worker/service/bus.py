@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -15,6 +15,19 @@ from worker.service.outcomes import DEAD_LETTER, DUPLICATE_DELIVERY, Kind, Outco
 from worker.service.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A batch's message: its command, its id (the processed-message key) and its task."""
+
+    command: commands.Command
+    message_id: str
+    task: str
+
+
+class Redelivered(Exception):
+    """A batch lost to a redelivery of one of its messages committed meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,39 @@ class MessageBus:
                 order_id=getattr(cmd, "order_id", None),
             )
         return outcome if committed else DUPLICATE_DELIVERY
+
+    def handle_batch(self, messages: Sequence[Inbound]) -> list[Outcome]:
+        """Several messages in one transaction, each handled and recorded as if alone (its
+        outcome, processed id, transitions, events), in the order given. The batch's
+        locks are taken first in one global order; a message processed already is
+        recognised in one read and skipped. Any failure (a handler's or the commit's,
+        a redelivery that raced this batch included) rolls back the whole batch and is
+        raised: the caller then handles its messages one by one."""
+        ids = [m.message_id for m in messages]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a batch holds each message once")
+        with self.uow_factory() as uow:
+            done = uow.repo.processed_among(ids)
+            todo = [m for m in messages if m.message_id not in done]
+            uow.repo.lock_in_order(
+                [o for m in todo if (o := getattr(m.command, "order_id", None))],
+                [s for m in todo if (s := getattr(m.command, "service_mail_id", None))],
+            )
+            outcomes = {}
+            for m in todo:
+                uow.message_id = m.message_id
+                outcome = handlers.HANDLERS[type(m.command)](m.command, uow, self.deps)
+                uow.stage(
+                    self.deps.now(),
+                    message_id=m.message_id,
+                    task=m.task,
+                    outcome=str(outcome),
+                    order_id=getattr(m.command, "order_id", None),
+                )
+                outcomes[m.message_id] = outcome
+            if not uow.commit(self.deps.now()):
+                raise Redelivered("a message of the batch was processed meanwhile")
+        return [outcomes.get(i, DUPLICATE_DELIVERY) for i in ids]
 
     def dead_letter(
         self,

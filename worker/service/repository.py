@@ -155,6 +155,16 @@ class Repository(ABC):
     def is_processed(self, message_id: str) -> bool: ...
 
     @abstractmethod
+    def processed_among(self, message_ids: Sequence[str]) -> set[str]:
+        """Those of `message_ids` processed already (a batch's redeliveries), in one read."""
+
+    @abstractmethod
+    def lock_in_order(self, order_ids: Sequence[str], service_mail_ids: Sequence[str]) -> None:
+        """A batch's locks up front, in one global order: the orders (sorted), then the
+        Service Mails (sorted): those named, and those the orders' changes awaiting
+        payment are for. The handlers' own reads then take locks already held."""
+
+    @abstractmethod
     def due_changes(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         """(request id, order id) of changes past their deadline, oldest first."""
 

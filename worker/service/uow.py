@@ -37,12 +37,15 @@ class UnitOfWork(ABC):
         self._events: list[DomainEvent] = []
         self._used: list[Payment] = []
         self._published = False
+        self._staged = 0  # events already queued for the outbox
+        self._redelivery_possible = False
         # The inbound message being handled, recorded on every transition.
         self.message_id: str | None = None
 
     def __enter__(self) -> Self:
         self.repo = self._begin()
         self._events, self._used, self._published = [], [], False
+        self._staged, self._redelivery_possible = 0, False
         return self
 
     def __exit__(
@@ -62,6 +65,32 @@ class UnitOfWork(ABC):
     def emitted(self) -> list[DomainEvent]:
         return list(self._events)
 
+    def stage(
+        self,
+        now: datetime,
+        *,
+        message_id: str | None = None,
+        task: str = "",
+        outcome: str = "",
+        order_id: str | None = None,
+    ) -> None:
+        """Queue the writes of the message handled since the last stage: what it changed
+        (its transitions recorded as caused by `self.message_id`), its processed id, its
+        events' outbox rows and limit history. A batch stages each of its messages."""
+        written = self.repo.save_changed(self.message_id, now)
+        if message_id is not None:
+            self.repo.mark_processed(message_id, task, outcome, order_id, now)
+        events, self._staged = self._events[self._staged :], len(self._events)
+        if events:
+            self.repo.add_to_outbox(
+                [(e, to_cloudevent(e, self._event_source, now)) for e in events], now
+            )
+            self.repo.add_limit_history([e for e in events if isinstance(e, QuotaChanged)])
+        self._used += [
+            p for p in written if isinstance(p, Payment) and p.status is PaymentStatus.USED
+        ]
+        self._redelivery_possible |= message_id is not None
+
     def commit(
         self,
         now: datetime,
@@ -71,23 +100,14 @@ class UnitOfWork(ABC):
         outcome: str = "",
         order_id: str | None = None,
     ) -> bool:
-        """Commit everything at once; False, with nothing written, if `message_id` was
-        already processed (a redelivery: its processed row is already there)."""
-        written = self.repo.save_changed(self.message_id, now)
-        if message_id is not None:
-            self.repo.mark_processed(message_id, task, outcome, order_id, now)
-        if self._events:
-            self.repo.add_to_outbox(
-                [(e, to_cloudevent(e, self._event_source, now)) for e in self._events], now
-            )
-            self.repo.add_limit_history([e for e in self._events if isinstance(e, QuotaChanged)])
-        if not self._commit(redelivery_possible=message_id is not None):
-            self._events = []
+        """Commit everything at once; False, with nothing written, if a staged message id
+        (or `message_id`) was already processed (a redelivery: its processed row is
+        already there)."""
+        self.stage(now, message_id=message_id, task=task, outcome=outcome, order_id=order_id)
+        if not self._commit(redelivery_possible=self._redelivery_possible):
+            self._events, self._used = [], []
             return False
         self._published = bool(self._events)
-        self._used = [
-            p for p in written if isinstance(p, Payment) and p.status is PaymentStatus.USED
-        ]
         return True
 
     @abstractmethod

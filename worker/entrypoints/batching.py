@@ -1,0 +1,196 @@
+"""Batches: several messages of the hot path in one database transaction (issue 18).
+
+With `QUOTA_BATCH_MAX` above 1 the consumer (`worker.entrypoints.consumer`) hands a
+message that passed the envelope checks to `Batcher.add` instead of Celery. The batcher
+coalesces: while every pool process is busy, what arrives waits for the next batch;
+when one is free, up to `QUOTA_BATCH_MAX` waiting messages go to it at once, so an idle
+worker never holds a message back. A pool process runs `run_batch`: one unit of work for
+the whole batch (`MessageBus.handle_batch`), each message keeping its own outcome,
+processed id, transitions, events, metric and log line.
+
+Nothing is acknowledged before the batch's commit: then every message of it, duplicates
+included. A batch that cannot be handled whole (a payload that breaks the contract, a
+handler's refusal, a transient database error, a redelivery racing it, a time limit,
+a killed pool process) is never acknowledged: its messages go through Celery one by one
+instead, with everything that path does (retries with backoff, dead letters, task
+events). A killed worker's batch comes back from Redis's `unacked` record after the
+visibility timeout, or from RabbitMQ when the connection closes, like any message.
+
+Only the hot path's tasks batch; a snapshot, a provisioning and the worker's own
+retries (taken from the retry queue, with an eta) always run alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from celery import current_app
+from kombu.serialization import loads
+from structlog.contextvars import bound_contextvars
+
+from events.inbound import INBOUND
+from events.translate import to_command
+from worker.adapters.deliveries import QUEUE_KEY, RETRY_QUEUE
+from worker.entrypoints.app import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, container_of
+from worker.entrypoints.tasks import record
+from worker.ops.metrics import BATCH_SIZE
+from worker.service.bus import Inbound
+
+log = structlog.get_logger(__name__)
+
+# The tasks whose messages may share a transaction: each locks at most one order and one
+# Service Mail, which the batch takes up front in one global order.
+BATCHED = frozenset(
+    {
+        "quota.request_change",
+        "quota.payment_confirmed",
+        "quota.cancel_change",
+        "mail.address_created",
+        "mail.address_deleted",
+    }
+)
+
+# (task, message id, body, content type, content encoding), as a pool process gets it.
+Item = tuple[str, str, bytes, str, str]
+CONTEXT_KEYS = ("request_id", "order_id", "payment_id", "service_mail_id")
+
+
+def batchable(message: Any) -> bool:
+    """A message that passed the envelope checks and may join a batch."""
+    task = message.headers.get("task")
+    queue = message.delivery_info.get(QUEUE_KEY)
+    return task in BATCHED and queue != RETRY_QUEUE and not message.headers.get("eta")
+
+
+def run_batch(items: list[Item]) -> list[str | None]:
+    """In a pool process: the batch in one transaction. Each message's outcome, or None
+    for every message if the batch could not be handled whole (the consumer then sends
+    them through Celery one by one)."""
+    inbound: list[Inbound] = []
+    contexts: list[dict[str, Any]] = []
+    for task, message_id, body, content_type, encoding in items:
+        try:
+            args, kwargs, _embed = loads(body, content_type, encoding, accept={content_type})  # type: ignore[no-untyped-call]
+            if args:
+                return [None] * len(items)  # refused on the one-by-one path, with its reason
+            command = to_command(INBOUND[task].model.model_validate(kwargs))
+        except Exception:  # the one-by-one path tells why, and dead-letters it
+            return [None] * len(items)
+        inbound.append(Inbound(command, message_id, task))
+        contexts.append({k: kwargs[k] for k in CONTEXT_KEYS if isinstance(kwargs.get(k), str)})
+    bus = container_of(current_app._get_current_object()).bus
+    try:
+        outcomes = bus.handle_batch(inbound)
+    except Exception as exc:
+        log.warning(
+            "batch_failed_one_by_one", size=len(items), error=f"{type(exc).__name__}: {exc}"
+        )
+        return [None] * len(items)
+    BATCH_SIZE.observe(len(items))
+    for message, context, outcome in zip(inbound, contexts, outcomes, strict=True):
+        with bound_contextvars(task=message.task, message_id=message.message_id, **context):
+            record(message.task, outcome, batch=len(items))
+    return [str(o) for o in outcomes]
+
+
+class Batcher:
+    """In the consumer (the worker's main process): waiting messages and the batches in
+    flight. Everything here runs on the consumer's event loop, callbacks included."""
+
+    def __init__(
+        self,
+        pool: Any,
+        one_by_one: Callable[[Any], None],
+        eventer: Any,
+        *,
+        batch_max: int,
+        slots: int,
+    ) -> None:
+        self._pool = pool
+        self._one_by_one = one_by_one
+        self._eventer = eventer
+        self._batch_max = batch_max
+        self._slots = slots
+        self._waiting: deque[Any] = deque()
+        self.in_flight = 0
+
+    def add(self, message: Any) -> None:
+        self._event("task-received", message, name=message.headers["task"], retries=0)
+        self._waiting.append(message)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._waiting and self.in_flight < self._slots:
+            batch = self._take()
+            self.in_flight += 1
+            items = [_item(m) for m in batch]
+            started = time.monotonic()
+            self._pool.apply_async(
+                run_batch,
+                args=(items,),
+                callback=lambda results, b=batch, t=started: self._done(b, results, t),
+                error_callback=lambda exc_info, b=batch: self._failed(b, exc_info),
+                soft_timeout=TASK_SOFT_TIME_LIMIT,
+                timeout=TASK_TIME_LIMIT,
+            )
+
+    def _take(self) -> list[Any]:
+        """Up to batch_max waiting messages, each id once (a repeat waits for the next)."""
+        batch: list[Any] = []
+        ids: set[str] = set()
+        kept: deque[Any] = deque()
+        while self._waiting and len(batch) < self._batch_max:
+            message = self._waiting.popleft()
+            if message.headers["id"] in ids:
+                kept.append(message)
+                continue
+            ids.add(message.headers["id"])
+            batch.append(message)
+        self._waiting.extendleft(reversed(kept))
+        return batch
+
+    def _done(self, batch: list[Any], results: list[str | None], started: float) -> None:
+        self.in_flight -= 1
+        runtime = time.monotonic() - started
+        try:
+            for message, outcome in zip(batch, results, strict=True):
+                if outcome is None:
+                    self._one_by_one(message)
+                    continue
+                message.ack()
+                self._event("task-succeeded", message, result=outcome, runtime=runtime)
+        except Exception:
+            log.exception("batch_acknowledgement_failed")  # unacknowledged: they come back
+        self._dispatch()
+
+    def _failed(self, batch: list[Any], exc_info: Any) -> None:
+        """The pool process died or hit its time limit: nothing of the batch committed."""
+        self.in_flight -= 1
+        log.warning(
+            "batch_lost_one_by_one",
+            size=len(batch),
+            error=repr(getattr(exc_info, "exception", exc_info)),
+        )
+        for message in batch:
+            self._one_by_one(message)
+        self._dispatch()
+
+    def _event(self, kind: str, message: Any, **fields: Any) -> None:
+        if self._eventer is not None and self._eventer.enabled:
+            self._eventer.send(kind, uuid=message.headers["id"], **fields)
+
+
+def _item(message: Any) -> Item:
+    body = message.body
+    raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
+    return (
+        message.headers["task"],
+        message.headers["id"],
+        raw,
+        message.content_type,
+        message.content_encoding,
+    )

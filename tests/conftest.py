@@ -45,6 +45,8 @@ class Services:
             QUOTA_DATA_DIR=str(self.data_dir),
             QUOTA_LOG_FORMAT="json",
         )
+        if os.environ.get("QUOTA_TEST_BATCH_MAX"):  # every worker the tests start batches so
+            env["QUOTA_BATCH_MAX"] = os.environ["QUOTA_TEST_BATCH_MAX"]
         env.update(extra)
         return env
 

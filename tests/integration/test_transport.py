@@ -191,6 +191,21 @@ def test_an_unacknowledged_message_is_held_in_the_record_until_acked(broker: Bro
     assert broker.recorded() == []
 
 
+def test_a_no_ack_consumers_message_is_never_recorded(broker: Broker) -> None:
+    """As kombu records nothing for a consumer without acknowledgements (remote-control
+    replies, `quota-worker status`): a record would be restored to its queue later."""
+    queue = broker.queue("replies")
+    broker.publish(queue, {"n": 1})
+    held: list[Any] = []
+    with (
+        broker.connection(ATOMIC) as conn,
+        conn.Consumer([queue], callbacks=[lambda body, m: held.append(body)], no_ack=True),
+    ):
+        conn.drain_events(timeout=5)
+        assert held == [{"n": 1}]
+        assert broker.recorded() == []
+
+
 def test_an_idle_consumer_on_an_event_loop_polls_again_within_the_interval(
     broker: Broker,
 ) -> None:

@@ -50,16 +50,20 @@ from worker.adapters import deliveries, versions
 # KEYS[1] the unacked hash, KEYS[2] its index, KEYS[3..] the queue lists in
 # kombu's BRPOP order; ARGV[1] the time recorded in the index, ARGV[2] the
 # largest item decoded here (a larger one is refused by the consumer), ARGV[3..]
-# the queue of each list (ARGV[i] for KEYS[i]). Recorded as sent to that queue through the anonymous
-# exchange, so a restore puts it back where it was taken, whatever it claims.
+# the queue of each list (ARGV[i] for KEYS[i]), then whether its consumer acknowledges
+# (ARGV[i + n] '1' for KEYS[i], n lists): a no-ack consumer's item (a remote-control
+# reply) is never recorded, as kombu never records it. Recorded as sent to that queue
+# through the anonymous exchange, so a restore puts it back where it was taken, whatever
+# it claims.
 # Returns {list, message, 1, delivery tag} for a recorded item, {list, message, 0}
 # for one that is not a kombu envelope (the consumer records what it delivers in
 # its place).
 POP_AND_RECORD = """
+local n = #KEYS - 2
 for i = 3, #KEYS do
   local item = redis.call('RPOP', KEYS[i])
   if item then
-    if #item > tonumber(ARGV[2]) then
+    if #item > tonumber(ARGV[2]) or ARGV[i + n] ~= '1' then
       return {KEYS[i], item, 0}
     end
     local ok, message = pcall(cjson.decode, item)
@@ -115,7 +119,15 @@ class Channel(kombu_redis.Channel):
         self._script_sha: str | None = None
         self._idle_wait = 0.0
         self._next_poll_at = 0.0
+        self._no_ack: set[str] = set()  # queues consumed without acknowledgements
         super().__init__(*args, **kwargs)
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            self._no_ack.add(queue)
+        else:
+            self._no_ack.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     def _atomic(self) -> bool:
         # Key prefixes are rewritten by kombu's client for BRPOP only; keep its path there.
@@ -149,6 +161,7 @@ class Channel(kombu_redis.Channel):
             time.time(),
             deliveries.raw_limit(self.quota_max_message_bytes),
             *(queue for _, queue in pairs),
+            *("0" if queue in self._no_ack else "1" for _, queue in pairs),
         )
         return None
 

@@ -67,34 +67,38 @@ def batchable(message: Any) -> bool:
 
 
 def run_batch(items: list[Item]) -> list[str | None]:
-    """In a pool process: the batch in one transaction. Each message's outcome, or None
-    for every message if the batch could not be handled whole (the consumer then sends
-    them through Celery one by one)."""
-    inbound: list[Inbound] = []
-    contexts: list[dict[str, Any]] = []
-    for task, message_id, body, content_type, encoding in items:
+    """In a pool process: the batch in one transaction. Each message's outcome; None for
+    a message the batch could not take (a payload that breaks the contract: the
+    one-by-one path tells why and dead-letters it), and None for every message if the
+    batch failed (the consumer then sends them through Celery one by one)."""
+    results: list[str | None] = [None] * len(items)
+    taken: list[tuple[int, Inbound, dict[str, Any]]] = []
+    for i, (task, message_id, body, content_type, encoding) in enumerate(items):
         try:
             args, kwargs, _embed = loads(body, content_type, encoding, accept={content_type})  # type: ignore[no-untyped-call]
             if args:
-                return [None] * len(items)  # refused on the one-by-one path, with its reason
+                continue
             command = to_command(INBOUND[task].model.model_validate(kwargs))
-        except Exception:  # the one-by-one path tells why, and dead-letters it
-            return [None] * len(items)
-        inbound.append(Inbound(command, message_id, task))
-        contexts.append({k: kwargs[k] for k in CONTEXT_KEYS if isinstance(kwargs.get(k), str)})
+        except Exception:  # anything a payload provokes is the payload's fault
+            continue
+        context = {k: kwargs[k] for k in CONTEXT_KEYS if isinstance(kwargs.get(k), str)}
+        taken.append((i, Inbound(command, message_id, task), context))
+    if not taken:
+        return results
     bus = container_of(current_app._get_current_object()).bus
     try:
-        outcomes = bus.handle_batch(inbound)
+        outcomes = bus.handle_batch([message for _, message, _ in taken])
     except Exception as exc:
         log.warning(
-            "batch_failed_one_by_one", size=len(items), error=f"{type(exc).__name__}: {exc}"
+            "batch_failed_one_by_one", size=len(taken), error=f"{type(exc).__name__}: {exc}"
         )
         return [None] * len(items)
-    BATCH_SIZE.observe(len(items))
-    for message, context, outcome in zip(inbound, contexts, outcomes, strict=True):
+    BATCH_SIZE.observe(len(taken))
+    for (i, message, context), outcome in zip(taken, outcomes, strict=True):
         with bound_contextvars(task=message.task, message_id=message.message_id, **context):
-            record(message.task, outcome, batch=len(items))
-    return [str(o) for o in outcomes]
+            record(message.task, outcome, batch=len(taken))
+        results[i] = str(outcome)
+    return results
 
 
 class Batcher:

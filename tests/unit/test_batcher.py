@@ -1,0 +1,128 @@
+"""The consumer's batcher on its own: how messages wait, coalesce and are acknowledged.
+
+The pool here only records what it was given and lets the test answer for it, as
+Celery's pool calls back on the consumer's event loop; the real pool, broker and
+database are in tests/e2e/test_batches.py and the reliability runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.entrypoints.batching import Batcher, run_batch
+
+
+@dataclass
+class Message:
+    id: str
+    task: str = "mail.address_created"
+    acked: bool = False
+    headers: dict[str, Any] = field(init=False)
+    body: bytes = b"[[], {}, {}]"
+    content_type: str = "application/json"
+    content_encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        self.headers = {"id": self.id, "task": self.task}
+
+    def ack(self) -> None:
+        assert not self.acked, "acknowledged twice"
+        self.acked = True
+
+
+@dataclass
+class Pool:
+    jobs: list[tuple[list[Any], Any, Any]] = field(default_factory=list)
+
+    def apply_async(self, target: Any, args: tuple[Any, ...], **options: Any) -> None:
+        assert target is run_batch
+        self.jobs.append((args[0], options["callback"], options["error_callback"]))
+
+
+@dataclass
+class Events:
+    enabled: bool = True
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def send(self, kind: str, uuid: str, **fields: Any) -> None:
+        self.sent.append((kind, uuid))
+
+
+def _batcher(slots: int = 1, batch_max: int = 3) -> tuple[Batcher, Pool, list[Any], Events]:
+    pool, alone, events = Pool(), list[Any](), Events()
+    return (
+        Batcher(pool, alone.append, events, batch_max=batch_max, slots=slots),
+        pool,
+        alone,
+        events,
+    )
+
+
+def _ids(job: tuple[list[Any], Any, Any]) -> list[str]:
+    return [item[1] for item in job[0]]
+
+
+def test_an_idle_worker_sends_a_message_at_once_and_what_comes_meanwhile_coalesces() -> None:
+    batcher, pool, _alone, _events = _batcher(slots=1, batch_max=3)
+    first = Message("m1")
+    batcher.add(first)
+    assert [_ids(j) for j in pool.jobs] == [["m1"]]  # no waiting on a timer
+    rest = [Message(f"m{n}") for n in range(2, 7)]
+    for m in rest:
+        batcher.add(m)
+    assert len(pool.jobs) == 1  # the one slot is busy: they wait
+    pool.jobs[0][1](["counted"])  # the first batch committed
+    assert first.acked
+    assert [_ids(j) for j in pool.jobs[1:]] == [["m2", "m3", "m4"]]  # up to batch_max
+    pool.jobs[1][1](["counted", "known", "counted"])
+    assert [_ids(j) for j in pool.jobs[2:]] == [["m5", "m6"]]
+    assert [m.acked for m in rest] == [True, True, True, False, False]
+
+
+def test_nothing_is_acknowledged_before_the_commit_and_each_message_has_its_task_events() -> None:
+    batcher, pool, _alone, events = _batcher(slots=2)
+    messages = [Message("a"), Message("b")]
+    for m in messages:
+        batcher.add(m)
+    assert not any(m.acked for m in messages)
+    for job in pool.jobs:
+        job[1](["counted"])
+    assert all(m.acked for m in messages)
+    assert sorted(events.sent) == [
+        ("task-received", "a"), ("task-received", "b"),
+        ("task-succeeded", "a"), ("task-succeeded", "b"),
+    ]  # fmt: skip
+
+
+def test_a_message_the_batch_could_not_take_goes_through_celery_alone_unacknowledged() -> None:
+    batcher, pool, alone, _events = _batcher(slots=1)
+    batcher.add(Message("busy"))
+    good, bad = Message("good"), Message("bad")
+    batcher.add(good)
+    batcher.add(bad)
+    pool.jobs[0][1](["counted"])
+    pool.jobs[1][1](["counted", None])
+    assert good.acked and not bad.acked
+    assert alone == [bad]  # Celery's own path acknowledges it when it is done with it
+
+
+def test_a_lost_batch_goes_through_celery_one_by_one() -> None:
+    batcher, pool, alone, _events = _batcher(slots=1)
+    messages = [Message("x"), Message("y")]
+    for m in messages:
+        batcher.add(m)
+    pool.jobs[0][2](RuntimeError("the pool process died"))
+    assert alone == [messages[0]] and not messages[0].acked
+    assert [_ids(j) for j in pool.jobs[1:]] == [["y"]]  # the slot is free again
+
+
+def test_a_repeated_id_waits_for_the_next_batch() -> None:
+    batcher, pool, _alone, _events = _batcher(slots=1, batch_max=5)
+    batcher.add(Message("busy"))
+    for m in [Message("r"), Message("r"), Message("s")]:
+        batcher.add(m)
+    pool.jobs[0][1](["counted"])
+    assert _ids(pool.jobs[1]) == ["r", "s"]
+    pool.jobs[1][1](["counted", "counted"])
+    assert _ids(pool.jobs[2]) == ["r"]

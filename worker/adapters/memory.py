@@ -28,6 +28,7 @@ from worker.adapters.deliveries import StoredBody
 from worker.service.repository import (
     Aggregate,
     PaymentFacts,
+    Processed,
     ProvisioningFacts,
     Repository,
     RequestFacts,
@@ -249,11 +250,10 @@ class InMemoryRepository(Repository):
             case ServiceMail():
                 self.t.service_mails[aggregate.id] = {**rows.mail_row(aggregate), "updated_at": now}
 
-    def mark_processed(
-        self, message_id: str, task: str, outcome: str, order_id: str | None, now: datetime
-    ) -> None:
-        self.processed_now.append(message_id)
-        self.t.processed_messages[message_id] = {"task": task, "outcome": outcome}
+    def mark_processed(self, messages: Sequence[Processed], now: datetime) -> None:
+        for m in messages:
+            self.processed_now.append(m.message_id)
+            self.t.processed_messages[m.message_id] = {"task": m.task, "outcome": m.outcome}
 
     def add_to_outbox(
         self, events: Sequence[tuple[DomainEvent, OutboundEvent]], now: datetime

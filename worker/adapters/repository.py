@@ -25,6 +25,7 @@ from worker.adapters.pipeline import StatementQueue
 from worker.service.repository import (
     Aggregate,
     PaymentFacts,
+    Processed,
     ProvisioningFacts,
     Repository,
     RequestFacts,
@@ -241,20 +242,21 @@ class SqlRepository(Repository):
         self.queue.write(sql.INSERT[t.transitions], rows.transition_rows(change, message_id))
         change.transitions.clear()
 
-    def mark_processed(
-        self, message_id: str, task: str, outcome: str, order_id: str | None, now: datetime
-    ) -> None:
-        """Queued: if the message already was processed, the commit fails on the primary
+    def mark_processed(self, messages: Sequence[Processed], now: datetime) -> None:
+        """Queued: if a message already was processed, the commit fails on the primary
         key (`already_processed` tells that error)."""
         self.queue.write(
             sql.INSERT[t.processed_messages],
-            {
-                "message_id": message_id,
-                "task": task[:64],  # a refused message's task may be any name
-                "outcome": outcome,
-                "order_id": order_id,
-                "processed_at": now,
-            },
+            [
+                {
+                    "message_id": m.message_id,
+                    "task": m.task[:64],  # a refused message's task may be any name
+                    "outcome": m.outcome,
+                    "order_id": m.order_id,
+                    "processed_at": now,
+                }
+                for m in messages
+            ],
         )
 
     def add_to_outbox(

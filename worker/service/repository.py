@@ -61,6 +61,17 @@ class ProvisioningFacts:
 
 
 @dataclass(frozen=True)
+class Processed:
+    """A message handled in the unit of work, recorded at its commit (a redelivery's
+    record fails on the key)."""
+
+    message_id: str
+    task: str
+    outcome: str
+    order_id: str | None
+
+
+@dataclass(frozen=True)
 class SnapshotFacts:
     """What an address snapshot is decided on: when the last one applied to the Service Mail
     was taken (None if none was) and the addresses counted now."""
@@ -209,10 +220,8 @@ class Repository(ABC):
         return written
 
     @abstractmethod
-    def mark_processed(
-        self, message_id: str, task: str, outcome: str, order_id: str | None, now: datetime
-    ) -> None:
-        """Record the message as processed; the commit fails if it already was."""
+    def mark_processed(self, messages: Sequence[Processed], now: datetime) -> None:
+        """Record the messages as processed; the commit fails if one already was."""
 
     @abstractmethod
     def add_to_outbox(

@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.events import DomainEvent, QuotaChanged
 from domain.payment import Payment, PaymentStatus
-from events.outbound import to_cloudevent
+from events.outbound import OutboundEvent, to_cloudevent
 from worker.adapters.db import Database
 from worker.adapters.pipeline import StatementQueue
 from worker.adapters.repository import SqlRepository, already_processed
-from worker.service.repository import Repository
+from worker.service.repository import Processed, Repository
 
 # Told, after a commit that wrote events, what they were and which payments were used.
 OnCommitted = Callable[[list[DomainEvent], list[Payment]], None]
@@ -37,15 +37,16 @@ class UnitOfWork(ABC):
         self._events: list[DomainEvent] = []
         self._used: list[Payment] = []
         self._published = False
-        self._staged = 0  # events already queued for the outbox
-        self._redelivery_possible = False
+        self._staged = 0  # events already staged
+        self._processed: list[Processed] = []
+        self._outbox: list[tuple[DomainEvent, OutboundEvent]] = []
         # The inbound message being handled, recorded on every transition.
         self.message_id: str | None = None
 
     def __enter__(self) -> Self:
         self.repo = self._begin()
         self._events, self._used, self._published = [], [], False
-        self._staged, self._redelivery_possible = 0, False
+        self._staged, self._processed, self._outbox = 0, [], []
         return self
 
     def __exit__(
@@ -79,17 +80,12 @@ class UnitOfWork(ABC):
         events' outbox rows and limit history. A batch stages each of its messages."""
         written = self.repo.save_changed(self.message_id, now)
         if message_id is not None:
-            self.repo.mark_processed(message_id, task, outcome, order_id, now)
+            self._processed.append(Processed(message_id, task, outcome, order_id))
         events, self._staged = self._events[self._staged :], len(self._events)
-        if events:
-            self.repo.add_to_outbox(
-                [(e, to_cloudevent(e, self._event_source, now)) for e in events], now
-            )
-            self.repo.add_limit_history([e for e in events if isinstance(e, QuotaChanged)])
+        self._outbox += [(e, to_cloudevent(e, self._event_source, now)) for e in events]
         self._used += [
             p for p in written if isinstance(p, Payment) and p.status is PaymentStatus.USED
         ]
-        self._redelivery_possible |= message_id is not None
 
     def commit(
         self,
@@ -104,7 +100,12 @@ class UnitOfWork(ABC):
         (or `message_id`) was already processed (a redelivery: its processed row is
         already there)."""
         self.stage(now, message_id=message_id, task=task, outcome=outcome, order_id=order_id)
-        if not self._commit(redelivery_possible=self._redelivery_possible):
+        # Written last, one statement each for the whole batch: nothing reads them back
+        # before the commit (a batch reads its processed ids first).
+        self.repo.mark_processed(self._processed, now)
+        self.repo.add_to_outbox(self._outbox, now)
+        self.repo.add_limit_history([e for e, _ in self._outbox if isinstance(e, QuotaChanged)])
+        if not self._commit(redelivery_possible=bool(self._processed)):
             self._events, self._used = [], []
             return False
         self._published = bool(self._events)

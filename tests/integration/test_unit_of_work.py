@@ -14,7 +14,8 @@ from tests.helpers import new_id
 from tests.integration.conftest import Clock
 from tests.integration.shop import Shop
 from worker.adapters import tables as t
-from worker.adapters.repository import SqlRepository, already_processed
+from worker.adapters.db import already_processed
+from worker.adapters.repository import SqlRepository
 from worker.bootstrap import Container
 
 CHANGED = "mail.quota.changed"

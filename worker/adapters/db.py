@@ -96,3 +96,22 @@ class Database:
         if self._engine is not None and self._pid == os.getpid():
             self._engine.dispose()
         self._engine = None
+
+
+# The processed-messages primary key, as the migrations name it.
+PROCESSED_KEY = "pk_processed_messages"
+
+
+def already_processed(exc: IntegrityError) -> bool:
+    """Whether a failed commit failed on the processed-messages key (a redelivery).
+
+    PostgreSQL names the constraint (psycopg's `diag`); SQLite names none, but tells a
+    primary-key violation by its extended code and the column in its message.
+    """
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == PROCESSED_KEY
+    return getattr(
+        orig, "sqlite_errorname", None
+    ) == "SQLITE_CONSTRAINT_PRIMARYKEY" and "processed_messages.message_id" in str(orig)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.exc import IntegrityError
 
 from domain.addresses import AddressChanges, AddressSnapshot
 from domain.events import DomainEvent, QuotaChanged
@@ -244,7 +243,7 @@ class SqlRepository(Repository):
 
     def mark_processed(self, messages: Sequence[Processed], now: datetime) -> None:
         """Queued: if a message already was processed, the commit fails on the primary
-        key (`already_processed` tells that error)."""
+        key (`db.already_processed` tells that error)."""
         self.queue.write(
             sql.INSERT[t.processed_messages],
             [
@@ -291,22 +290,3 @@ class SqlRepository(Repository):
                 "status": "stored",
             },
         )
-
-
-# The processed-messages primary key, as the migrations name it.
-PROCESSED_KEY = "pk_processed_messages"
-
-
-def already_processed(exc: IntegrityError) -> bool:
-    """Whether a failed commit failed on the processed-messages key (a redelivery).
-
-    PostgreSQL names the constraint (psycopg's `diag`); SQLite names none, but tells a
-    primary-key violation by its extended code and the column in its message.
-    """
-    orig = exc.orig
-    diag = getattr(orig, "diag", None)
-    if diag is not None:
-        return getattr(diag, "constraint_name", None) == PROCESSED_KEY
-    return getattr(
-        orig, "sqlite_errorname", None
-    ) == "SQLITE_CONSTRAINT_PRIMARYKEY" and f"{t.processed_messages.name}.message_id" in str(orig)

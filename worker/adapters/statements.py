@@ -188,10 +188,8 @@ PROCESSED_AMONG = {
     True: select(_PROCESSED).where(_PROCESSED == any_(bindparam("ids", type_=_IDS))),  # noqa: SIM300
     False: select(_PROCESSED).where(_PROCESSED.in_(bindparam("ids", expanding=True))),
 }
-# A batch's Service Mails, row-locked in one global order (by id) so two batches never
-# deadlock: those its messages name, and those of its orders' changes awaiting payment
-# (a payment's), read after the orders' advisory locks (worker/service/bus.py).
-# PostgreSQL only: SQLite's BEGIN IMMEDIATE already holds its one write lock.
+# A batch's Service Mails row-locked in one order (by id), so batches never deadlock:
+# those its messages name and those its orders' awaiting changes are for (PostgreSQL).
 LOCK_MAILS_IN_ORDER = (
     select(t.service_mails.c.id)
     .where(

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from domain.events import DomainEvent, QuotaChanged
 from domain.payment import Payment, PaymentStatus
 from events.outbound import OutboundEvent, to_cloudevent
-from worker.adapters.db import Database
+from worker.adapters.db import Database, already_processed
 from worker.adapters.pipeline import StatementQueue
-from worker.adapters.repository import SqlRepository, already_processed
+from worker.adapters.repository import SqlRepository
 from worker.service.repository import Processed, Repository
 
 # Told, after a commit that wrote events, what they were and which payments were used.

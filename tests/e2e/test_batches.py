@@ -49,12 +49,17 @@ def _lines(workers: list[WorkerProcess], ids: set[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _unacked(services: Services) -> int | None:
+def _status(services: Services) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "worker.cli", "status", "--json"],
         env=services.worker_env(), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    unacked = json.loads(out.stdout)["unacked"]
+    status: dict[str, Any] = json.loads(out.stdout)
+    return status
+
+
+def _unacked(services: Services) -> int | None:
+    unacked = _status(services)["unacked"]
     return None if unacked is None else int(unacked)
 
 
@@ -81,6 +86,10 @@ def test_a_burst_is_handled_in_batches_each_message_logged_and_acknowledged_once
     assert max(sizes) <= 10
     if _unacked(services) is not None:  # Redis tells; RabbitMQ holds them per connection
         assert wait_until(lambda: _unacked(services) == 0, 30), "messages left unacknowledged"
+    # status shows each worker's batches
+    batches = _status(services)["batches"]
+    ours = [b for b in batches.values() if b and b["batch_max"] == 10]
+    assert ours and ours[0]["messages"] >= max(sizes) and ours[0]["recent_max"] > 1, batches
 
 
 def test_a_bad_message_in_a_burst_is_refused_alone_and_its_neighbours_go_on(

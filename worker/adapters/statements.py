@@ -190,20 +190,17 @@ PROCESSED_AMONG = {
 }
 # A batch's Service Mails row-locked in one order (by id), so batches never deadlock:
 # those its messages name and those its orders' awaiting changes are for (PostgreSQL).
-LOCK_MAILS_IN_ORDER = (
-    select(t.service_mails.c.id)
-    .where(
-        (t.service_mails.c.id == any_(bindparam("mails", type_=_IDS)))
-        | t.service_mails.c.id.in_(
-            select(t.quota_changes.c.service_mail_id).where(
-                t.quota_changes.c.order_id == any_(bindparam("orders", type_=_IDS)),
-                t.quota_changes.c.state == AWAITING_PAYMENT,
-            )
-        )
-    )
-    .order_by(t.service_mails.c.id)
-    .with_for_update()
+_ORDERS_AWAITING_MAILS = (
+    select(func.array_agg(t.quota_changes.c.service_mail_id))
+    .where(t.quota_changes.c.order_id == any_(bindparam("orders", type_=_IDS)))
+    .where(t.quota_changes.c.state == AWAITING_PAYMENT)
+    .scalar_subquery()
 )
+_BATCH_MAILS = func.array_cat(bindparam("mails", type_=_IDS), _ORDERS_AWAITING_MAILS)
+LOCK_MAILS_IN_ORDER = (
+    select(t.service_mails.c.id).where(t.service_mails.c.id == any_(_BATCH_MAILS))
+    .order_by(t.service_mails.c.id).with_for_update()
+)  # fmt: skip
 # The sweep's: bounded, and each served by a partial index (ix_quota_changes_awaiting_expiry,
 # ix_payments_pending).
 DUE_CHANGES = (

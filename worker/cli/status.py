@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -90,11 +91,23 @@ def _workers_table(snap: queries.Status) -> Table:
     workers = Table(title="workers", title_justify="left")
     workers.add_column("node")
     workers.add_column("concurrency", justify="right")
+    workers.add_column("batch max", justify="right")
+    workers.add_column("recent batches: mean / max size", justify="right")
     for node, size in snap.workers.items():
-        workers.add_row(cell(node), str(size))
+        workers.add_row(cell(node), str(size), *_batches(snap.batches.get(node)))
     if not snap.workers:
-        workers.add_row("[red]none answered[/red]", "")
+        workers.add_row("[red]none answered[/red]", "", "", "")
     return workers
+
+
+def _batches(stats: Any) -> tuple[str | Text, str | Text]:
+    if not isinstance(stats, dict):
+        return "?", ""  # a worker of a version that does not tell
+    most = stats.get("batch_max", 1)
+    if most == 1:
+        return "1", "(one per transaction)"
+    mean, largest = stats.get("recent_mean"), stats.get("recent_max")
+    return cell(str(most)), "none yet" if mean is None else cell(f"{mean} / {largest}")
 
 
 def _changes_table(snap: queries.Status) -> Table:
@@ -178,7 +191,8 @@ def health(live: bool) -> None:
         sys.exit(1)
     if live:
         host = socket.gethostname()
-        local = [node for node in queries.workers(build_app()) if node.endswith("@" + host)]
+        pools, _ = queries.workers(build_app())
+        local = [node for node in pools if node.endswith("@" + host)]
         if not local:
             click.echo(f"unhealthy: no worker on {host} answered a ping", err=True)
             sys.exit(1)

@@ -144,6 +144,9 @@ def create_app(
     app = QuotaApp(settings, build)
     app.conf.update(celery_config(settings))
     app.conf.imports = ("worker.entrypoints.tasks",)
+    # The batches in the worker's `stats` reply, for `quota-worker status` (by name: the
+    # step's module imports this one).
+    app.steps["consumer"].add("worker.entrypoints.batching:BatchStats")
     return app
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from celery import current_app
+from celery import bootsteps, current_app
 from kombu.serialization import loads
 from structlog.contextvars import bound_contextvars
 
@@ -121,6 +121,20 @@ class Batcher:
         self._slots = slots
         self._waiting: deque[Any] = deque()
         self.in_flight = 0
+        self._recent: deque[int] = deque(maxlen=1000)  # the sizes of the last batches
+        self._batches = self._messages = 0
+
+    def stats(self) -> dict[str, Any]:
+        """What `quota-worker status` shows of this worker's batches."""
+        recent = list(self._recent)
+        return {
+            "batch_max": self._batch_max,
+            "batches": self._batches,
+            "messages": self._messages,
+            "recent_mean": round(sum(recent) / len(recent), 2) if recent else None,
+            "recent_max": max(recent, default=None),
+            "waiting": len(self._waiting),
+        }
 
     def add(self, message: Any) -> None:
         self._event("task-received", message, name=message.headers["task"], retries=0)
@@ -131,6 +145,9 @@ class Batcher:
         while self._waiting and self.in_flight < self._slots:
             batch = self._take()
             self.in_flight += 1
+            self._batches += 1
+            self._messages += len(batch)
+            self._recent.append(len(batch))
             items = [_item(m) for m in batch]
             started = time.monotonic()
             self._pool.apply_async(
@@ -186,6 +203,17 @@ class Batcher:
     def _event(self, kind: str, message: Any, **fields: Any) -> None:
         if self._eventer is not None and self._eventer.enabled:
             self._eventer.send(kind, uuid=message.headers["id"], **fields)
+
+
+class BatchStats(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A consumer step whose only part is its line in the worker's `stats` reply (what
+    `quota-worker status` reads): the batches of this worker's consumer."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def info(self, c: Any) -> dict[str, Any]:
+        batcher = getattr(c, "batcher", None)
+        return {"quota_batches": batcher.stats() if batcher is not None else {"batch_max": 1}}
 
 
 def _item(message: Any) -> Item:

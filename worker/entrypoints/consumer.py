@@ -64,6 +64,7 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
             batcher = Batcher(
                 self.pool, one_by_one, self.event_dispatcher, batch_max=size, slots=slots
             )
+        self.batcher = batcher  # read by the BatchStats step (worker/entrypoints/batching.py)
 
         def on_task_received(message: Any) -> None:
             try:

@@ -62,6 +62,8 @@ class Status:
     # Service Mails a provisioning left outside their plan's bounds: how many, the first few.
     outside_plan: int | None = None
     outside_plan_examples: list[dict[str, Any]] = field(default_factory=list)
+    # Per worker node: its batches (batch_max, batches, messages, recent_mean, recent_max).
+    batches: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -98,10 +100,12 @@ def queue_depths(app: Celery) -> tuple[dict[str, int | None], int | None]:
     return depths, unacked
 
 
-def workers(app: Celery, timeout: float = 1.5) -> dict[str, int]:
-    """Live worker nodes and their pool size, from Celery's remote control."""
+def workers(app: Celery, timeout: float = 1.5) -> tuple[dict[str, int], dict[str, Any]]:
+    """Live worker nodes and their pool size, and their batches (QUOTA_BATCH_MAX, the
+    sizes of the last batches), from Celery's remote control."""
     stats = app.control.inspect(timeout=timeout).stats() or {}
-    return {node: int(s.get("pool", {}).get("max-concurrency", 0)) for node, s in stats.items()}
+    pools = {node: int(s.get("pool", {}).get("max-concurrency", 0)) for node, s in stats.items()}
+    return pools, {node: s.get("quota_batches") for node, s in stats.items()}
 
 
 def _age(now: datetime, since: datetime | None) -> float | None:
@@ -127,8 +131,9 @@ def snapshot(
     unknown: tuple[dict[str, int | None], int | None] = (nowhere, None)
     depths, unacked = _reached(down, "the broker", lambda: queue_depths(app), unknown)
     nodes: dict[str, int] = {}
+    batches: dict[str, Any] = {}
     if ask_workers:
-        nodes = _reached(down, "the broker", lambda: workers(app), nodes)
+        nodes, batches = _reached(down, "the broker", lambda: workers(app), (nodes, batches))
     stream = container.settings.events_stream
     facts = _reached(
         down, "Redis (the event stream)",
@@ -139,6 +144,7 @@ def snapshot(
     if status is None:
         status = Status(depths, unacked, nodes, {}, None, None, None, [], None, None)
     status.queues, status.unacked, status.workers = depths, unacked, nodes
+    status.batches = batches
     status.consumer_groups = [g.as_dict() for g in groups]
     if facts is not None:
         status.stream_length = facts.length

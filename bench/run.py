@@ -46,6 +46,7 @@ from typing import Any
 
 import psutil
 from celery import Celery
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 from bench.api_load import RATE, api_process, load, load_beside
@@ -115,10 +116,10 @@ class Bench:
         log(f"preloading {len(workload.messages)} messages")
         self.publish(workload.messages)
         self.events.reset()
+        port = self.metrics_port  # the scrapes are outside the drain's CPU figures
+        sizes_before = read_histogram(port) if port else None
         cpu_before, servers_before = cpu_seconds(roots), server_cpu()
         rss_start = celery_rss_mb(roots)
-        port = self.metrics_port
-        sizes_before = read_histogram(port) if port else None
         self.set_consuming(names, on=True)
         total = len(workload.messages)
         last_progress, last_count, rss_warm = time.monotonic(), -1, 0.0
@@ -240,8 +241,11 @@ def run(
 
 
 def held(target: Target, batch_max: int) -> dict[str, Any]:
-    """The Celery prefetch settings a worker of QUOTA_BATCH_MAX=batch_max runs with."""
-    return prefetch(Settings(broker_url=target.broker_url, batch_max=batch_max))
+    """The Celery prefetch settings a worker of QUOTA_BATCH_MAX=batch_max runs with: the
+    workers' other settings are the defaults (worker_env passes no other QUOTA_ variable)."""
+    settings = Settings.model_construct(broker_url=SecretStr(target.broker_url),
+                                        batch_max=batch_max)  # fmt: skip
+    return prefetch(settings)
 
 
 def baselines(bench: Bench, target: Target, options: Options) -> dict[str, Any]:

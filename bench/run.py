@@ -181,11 +181,12 @@ class Bench:
         self, settings: dict[str, str] | None = None
     ) -> Iterator[tuple[psutil.Process, list[str]]]:
         layout = self.options
-        port = free_port()
+        port = free_port() if layout.batch_sizes else None
         env = {
             **worker_env(self.target, self.data_dir),
             "QUOTA_BATCH_MAX": str(layout.batch_max),
-            "QUOTA_METRICS_PORT": str(port),  # the batch sizes (bench/batches.py)
+            # the batch sizes (bench/batches.py)
+            **({"QUOTA_METRICS_PORT": str(port)} if port else {}),
             **(settings or {}),
         }
         log_path = self.data_dir / "quota-worker.log"

@@ -141,6 +141,9 @@ def bench(
         prune_pair=prune_pair,
         batch_max=batch_max,
         batch_curve=batch_curve,
+        # The soak's worker as before: prometheus-client's multiprocess files (a metrics
+        # port) would be state of its own over a long run.
+        batch_sizes=not soak,
     )
     try:
         if soak:

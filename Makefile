@@ -48,7 +48,7 @@ bench: $(STAMP)  ## the benchmark against bare Celery (embedded; BENCH_ARGS="--d
 	$(BIN)/quota-worker bench $(BENCH_ARGS)
 
 bench-quick: $(STAMP)  ## the benchmark's quick form (~1 min): proves it works, figures not meaningful
-	$(BIN)/quota-worker bench --quick --history 800 --prune-pair --out $(VENV)/bench-quick.json $(BENCH_ARGS)
+	$(BIN)/quota-worker bench --quick --history 800 --prune-pair --batch-max 5 --batch-curve 1,5 --out $(VENV)/bench-quick.json $(BENCH_ARGS)
 
 soak: $(STAMP)  ## the soak (30 min): bounded state through the real worker; SOAK_ARGS="--database-url ..."
 	$(BIN)/quota-worker bench --soak --out bench/results/soak-$(shell date +%Y%m%d-%H%M).json $(SOAK_ARGS)

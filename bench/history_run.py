@@ -9,8 +9,9 @@
   retention) deletes its full share of outbox rows and processed ids while the drain
   runs. The sweep, and with it the pruning pass, runs every SWEEP_SECONDS in both.
 
-Each drain runs its own `quota-worker run` on its own database, back to back with the
-others in one invocation, so they share the machine's conditions as far as they can.
+Each drain runs its own `quota-worker run` (with `--batch-max`'s QUOTA_BATCH_MAX) on its
+own database, back to back with the others in one invocation, so they share the machine's
+conditions as far as they can.
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ def drain_on_history(
                 before = _seeded_left(url)
                 with Scans(url) as scans:
                     drain = bench.drain([root], names, workload)
+                batch_sizes = bench.last_batch_sizes
                 after = _seeded_left(url)
                 drain.outcomes = bench.outcomes()
         finally:
             bench.target = own
     removed = {k: before[k] - after[k] for k in before}
     log(f"{label}: {drain.rate} messages/s; seeded rows pruned during the drain {removed}")
-    return {"label": label, "seed": seeded, "settings": settings or {}, "drain": asdict(drain),
+    return {"label": label, "seed": seeded, "settings": settings or {},
+            "drain": {**asdict(drain), "batch_sizes": batch_sizes},
             "database_scans": scans.result, "seeded_rows_pruned_during_drain": removed}  # fmt: skip
 
 

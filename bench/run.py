@@ -16,6 +16,11 @@ Phases, each on the same broker, database and worker layout:
 With `--history N` and `--prune-pair`, drains on fresh databases holding a history
 run between 1 and 2 (bench/history_run.py).
 
+With `--batch-max N`, every quota-worker run but the curve's has QUOTA_BATCH_MAX=N; when
+N > 1 the baseline drains twice, at prefetch 1 and at the batching worker's prefetch, and
+the ratio is against the faster. `--batch-curve 1,2,5` adds, after 6, the drain and the
+latency runs on a fresh database for each batch size (bench/batches.py).
+
 Rates come from Celery's own task events (received / succeeded), read the way
 Flower reads them, so both runs are measured by the same instrument. The
 queues are preloaded while consumption is paused (`cancel_consumer`), so
@@ -41,9 +46,11 @@ from typing import Any
 
 import psutil
 from celery import Celery
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
 from bench.api_load import RATE, api_process, load, load_beside
+from bench.batches import curve, faster_baseline, free_port, histogram_delta, read_histogram
 from bench.history_run import extra_phases
 from bench.latency import db_floor, latency
 from bench.measure import Drain, TaskEvents, celery_rss_mb, cpu_seconds, peak_rss_mb, server_cpu
@@ -65,6 +72,8 @@ from bench.setup import (
 )
 from bench.workload import Workload, generate
 from events.inbound import INBOUND, QUEUES
+from worker.entrypoints.app import prefetch
+from worker.settings import Settings
 
 
 class Bench:
@@ -75,6 +84,8 @@ class Bench:
         self.app = Celery("bench-producer", broker=target.broker_url, set_as_current=False)
         self.app.conf.update(broker_connection_retry_on_startup=True, task_serializer="json")
         self.events = TaskEvents(self.app).start()
+        self.metrics_port: int | None = None  # the running quota-worker's /metrics
+        self.last_batch_sizes: dict[str, Any] | None = None  # of the last drain, if read
 
     def publish(self, messages: list[Any]) -> None:
         with self.app.producer_or_acquire() as producer:
@@ -105,6 +116,8 @@ class Bench:
         log(f"preloading {len(workload.messages)} messages")
         self.publish(workload.messages)
         self.events.reset()
+        port = self.metrics_port  # the scrapes are outside the drain's CPU figures
+        sizes_before = read_histogram(port) if port else None
         cpu_before, servers_before = cpu_seconds(roots), server_cpu()
         rss_start = celery_rss_mb(roots)
         self.set_consuming(names, on=True)
@@ -127,14 +140,19 @@ class Bench:
         servers = {k: round(v - servers_before[k], 2) for k, v in server_cpu().items()
                    if v - servers_before[k] > 0.02 * seconds_so_far}  # fmt: skip
         seconds = self.events.last_succeeded - (self.events.first_received or 0.0)
+        sizes_after = read_histogram(port) if port and sizes_before else None
+        self.last_batch_sizes = (
+            histogram_delta(sizes_before, sizes_after) if sizes_before and sizes_after else None
+        )
         return Drain(total, round(seconds, 3), round(total / seconds, 1), round(cpu, 2),
                      peak_rss_mb(roots), rss_start, rss_warm, celery_rss_mb(roots),
                      servers)  # fmt: skip
 
-    def baseline(self) -> Drain:
+    def baseline(self, batch_max: int = 1) -> Drain:
+        """The no-op drain, holding the prefetch of a batching worker of `batch_max`."""
         layout = self.options
         host = socket.gethostname()
-        env = worker_env(self.target, self.data_dir)
+        env = {**worker_env(self.target, self.data_dir), "QUOTA_BATCH_MAX": str(batch_max)}
         children = [
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench.noop:app", "worker",
@@ -163,7 +181,14 @@ class Bench:
         self, settings: dict[str, str] | None = None
     ) -> Iterator[tuple[psutil.Process, list[str]]]:
         layout = self.options
-        env = {**worker_env(self.target, self.data_dir), **(settings or {})}
+        port = free_port() if layout.batch_sizes else None
+        env = {
+            **worker_env(self.target, self.data_dir),
+            "QUOTA_BATCH_MAX": str(layout.batch_max),
+            # the batch sizes (bench/batches.py)
+            **({"QUOTA_METRICS_PORT": str(port)} if port else {}),
+            **(settings or {}),
+        }
         log_path = self.data_dir / "quota-worker.log"
         process = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run", "--processes", str(layout.processes),
@@ -173,8 +198,10 @@ class Bench:
         )  # fmt: skip
         try:
             names = self.wait_workers(layout.processes)
+            self.metrics_port = port
             yield psutil.Process(process.pid), names
         finally:
+            self.metrics_port = None
             stop(process, 120)
 
     def outcomes(self) -> dict[str, int]:
@@ -214,17 +241,43 @@ def run(
     return result
 
 
+def held(target: Target, batch_max: int) -> dict[str, Any]:
+    """The Celery prefetch settings a worker of QUOTA_BATCH_MAX=batch_max runs with: the
+    workers' other settings are the defaults (worker_env passes no other QUOTA_ variable)."""
+    settings = Settings.model_construct(broker_url=SecretStr(target.broker_url),
+                                        batch_max=batch_max)  # fmt: skip
+    return prefetch(settings)
+
+
+def baselines(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
+    """The no-op baseline at prefetch 1 and, when batching, at the batching worker's
+    prefetch; the ratio is against the faster."""
+    n = options.batch_max
+    log("phase 1/6: baseline (no-op tasks, same configuration and layout), prefetch 1")
+    one = {**asdict(bench.baseline(1)), "batch_max": 1, "prefetch": held(target, 1)}
+    log(f"baseline at prefetch 1: {one['rate']} messages/s")
+    batch = None
+    if n > 1:
+        log(f"phase 1/6: baseline again, at the prefetch of QUOTA_BATCH_MAX={n}")
+        batch = {**asdict(bench.baseline(n)), "batch_max": n, "prefetch": held(target, n)}
+        log(f"baseline at the prefetch of QUOTA_BATCH_MAX={n}: {batch['rate']} messages/s")
+    against, base = faster_baseline(one, batch)
+    return {"baseline": base, "baseline_prefetch_1": one, "baseline_prefetch_batch": batch,
+            "ratio_against": against}  # fmt: skip
+
+
 def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
-    log("phase 1/6: baseline (no-op tasks, same configuration and layout)")
-    base = bench.baseline()
-    log(f"baseline: {base.rate} messages/s")
+    bases = baselines(bench, target, options)
+    base = bases["baseline"]
     extras = extra_phases(bench, target, options)  # --history, --prune-pair: fresh databases
-    log(f"phase 2/6: quota-worker drains the same workload ({options.mails} Service Mails)")
+    log(f"phase 2/6: quota-worker drains the same workload ({options.mails} Service Mails, "
+        f"QUOTA_BATCH_MAX={options.batch_max})")  # fmt: skip
     seed_mails(target.database_url, "base", options.mails)
     workload = generate("base", options.mails, options.orders)
     with bench.quota_worker() as (root, names):
         with Scans(target.database_url) as scans:
             quota = bench.drain([root], names, workload)
+        batch_sizes = bench.last_batch_sizes
         quota.outcomes = bench.outcomes()
         log(f"quota-worker: {quota.rate} messages/s; outcomes {quota.outcomes}")
         # The drains are measured; from here the stream is. Receiving Celery's task
@@ -253,22 +306,32 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         log(f"read API, worker draining: {read_api_draining['calls']}")
     log("phase 6/6: database floor (the bus in one process, no Celery)")
     floor = db_floor(bench)
+    batch_curve = curve(bench, target, options, base["rate"]) if options.batch_curve else []
+    one, batch = bases["baseline_prefetch_1"], bases["baseline_prefetch_batch"]
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "target": target.label,
         "options": asdict(options),
-        "baseline": asdict(base),
-        "quota_worker": asdict(quota),
-        "ratio": round(quota.rate / base.rate, 3),
+        **bases,
+        "quota_worker": {
+            **asdict(quota),
+            "batch_max": options.batch_max,
+            "prefetch": held(target, options.batch_max),
+            "batch_sizes": batch_sizes,
+        },
+        "ratio": round(quota.rate / base["rate"], 3),
+        "ratio_prefetch_1": round(quota.rate / one["rate"], 3),
+        "ratio_prefetch_batch": round(quota.rate / batch["rate"], 3) if batch else None,
         "orders_per_second": round(options.orders / (quota.seconds or 1.0), 1),
         "cpu_ms_per_order": round(1000 * quota.cpu_seconds / options.orders, 2),
-        "baseline_cpu_ms_per_order": round(1000 * base.cpu_seconds / options.orders, 2),
+        "baseline_cpu_ms_per_order": round(1000 * base["cpu_seconds"] / options.orders, 2),
         "database_scans": scans.result,
         "latency": lat,
         "refusal_flood": flood,
         "read_api": read_api,
         "read_api_draining": read_api_draining,
         "database_floor": floor,
+        "batch_curve": batch_curve,
         **extras,
     }

@@ -51,6 +51,9 @@ class Options:
     api_seconds: float = 20.0
     history: int = 0  # past changes of the history-size row (bench/history_run.py); 0: none
     prune_pair: bool = False  # the drain with pruning idle, then on short retentions
+    batch_max: int = 1  # QUOTA_BATCH_MAX of every quota-worker drain but the curve's
+    batch_curve: tuple[int, ...] = ()  # the batch-size curve's sizes (bench/batches.py)
+    batch_sizes: bool = True  # quota-worker runs serve their metrics: the batch sizes
 
 
 def log(message: str) -> None:

@@ -7,6 +7,20 @@ from pathlib import Path
 import click
 
 from worker.cli.base import layout_options, main
+from worker.settings import Settings
+
+BATCH_MAX_DEFAULT: int = Settings.model_fields["batch_max"].default
+
+
+def _sizes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...]:
+    from bench.batches import parse_sizes
+
+    if not value:
+        return ()
+    try:
+        return parse_sizes(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @main.command()
@@ -47,6 +61,24 @@ from worker.cli.base import layout_options, main
     help="Also drain it twice on a seeded history: pruning idle, then on short retentions.",
 )
 @click.option(
+    "--batch-max",
+    type=click.IntRange(1, 100),
+    default=BATCH_MAX_DEFAULT,
+    show_default=True,
+    help="QUOTA_BATCH_MAX of the quota-worker runs (drains, latency, history). Above 1, "
+    "the no-op baseline also runs at that worker's prefetch; the ratio is against the "
+    "faster baseline.",
+)
+@click.option(
+    "--batch-curve",
+    callback=_sizes,
+    default=None,
+    metavar="SIZES",
+    help="After the other phases, for each batch size of this comma list (e.g. "
+    "1,2,5,10,20,50): the drain on a fresh database and the latency at 50% and 90% of "
+    "its rate.",
+)
+@click.option(
     "--latency-seconds",
     type=float,
     default=None,
@@ -75,6 +107,8 @@ def bench(
     orders: int | None,
     history: int,
     prune_pair: bool,
+    batch_max: int,
+    batch_curve: tuple[int, ...],
     latency_seconds: float | None,
     database_url: str | None,
     broker_url: str | None,
@@ -105,6 +139,11 @@ def bench(
         api_seconds=10.0 if quick else 20.0,
         history=history,
         prune_pair=prune_pair,
+        batch_max=batch_max,
+        batch_curve=batch_curve,
+        # The soak's worker as before: prometheus-client's multiprocess files (a metrics
+        # port) would be state of its own over a long run.
+        batch_sizes=not soak,
     )
     try:
         if soak:

@@ -24,8 +24,9 @@ from typing import Any
 
 import psutil
 
+from bench.latency import latency
 from bench.measure import percentiles
-from bench.setup import CODE_ROOT, Target, stop, worker_env
+from bench.setup import CODE_ROOT, Target, log, stop, worker_env
 from bench.workload import mail_id
 
 RATE = 200.0  # requests per second, half of each call
@@ -173,3 +174,21 @@ def load_beside(
         calls = pool.apply_async(load, (api, mails, seconds))
         feed = work()
         return {**calls.get(timeout=seconds + 120), "beside": feed}
+
+
+def read_api_phase(
+    bench: Any, target: Target, options: Any, feed_rate: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Phase 5: the read API with the worker idle, then beside orders at `feed_rate`."""
+    log(f"phase 5/6: the read API at {RATE:g} requests/s for {options.api_seconds:g} s")
+    with api_process(target, bench.data_dir) as api:
+        idle = load(api, options.mails, options.api_seconds)
+        log(f"read API, worker idle: {idle['calls']}")
+        log(f"phase 5/6: again, while the worker takes orders at {feed_rate:.0f} messages/s")
+
+        def feed() -> dict[str, Any]:
+            return latency(bench, feed_rate, options.api_seconds, 4_000_000, "feed")
+
+        draining = load_beside(api, options.mails, options.api_seconds, feed)
+    log(f"read API, worker draining: {draining['calls']}")
+    return idle, draining

@@ -22,12 +22,15 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from sqlalchemy import make_url
 
 from bench.latency import latency
 from bench.setup import Options, Target, log, seed_mails
 from bench.workload import generate
 from worker.adapters.migrate import scratch_database
+from worker.entrypoints.app import prefetch
+from worker.settings import Settings
 
 LIMIT = 100  # QUOTA_BATCH_MAX's own bound (worker/settings.py)
 HISTOGRAM = "quota_batch_size"
@@ -212,3 +215,28 @@ def curve_lines(points: Iterable[dict[str, Any]], against: str) -> list[str]:
             f"{sizes_summary(p['drain'].get('batch_sizes'))} |"
         )
     return out
+
+
+def held(target: Target, batch_max: int) -> dict[str, Any]:
+    """The Celery prefetch settings a worker of QUOTA_BATCH_MAX=batch_max runs with: the
+    workers' other settings are the defaults (worker_env passes no other QUOTA_ variable)."""
+    settings = Settings.model_construct(broker_url=SecretStr(target.broker_url),
+                                        batch_max=batch_max)  # fmt: skip
+    return prefetch(settings)
+
+
+def baselines(bench: Any, target: Target, options: Options) -> dict[str, Any]:
+    """The no-op baseline at prefetch 1 and, when batching, at the batching worker's
+    prefetch; the ratio is against the faster."""
+    n = options.batch_max
+    log("phase 1/6: baseline (no-op tasks, same configuration and layout), prefetch 1")
+    one = {**asdict(bench.baseline(1)), "batch_max": 1, "prefetch": held(target, 1)}
+    log(f"baseline at prefetch 1: {one['rate']} messages/s")
+    batch = None
+    if n > 1:
+        log(f"phase 1/6: baseline again, at the prefetch of QUOTA_BATCH_MAX={n}")
+        batch = {**asdict(bench.baseline(n)), "batch_max": n, "prefetch": held(target, n)}
+        log(f"baseline at the prefetch of QUOTA_BATCH_MAX={n}: {batch['rate']} messages/s")
+    against, base = faster_baseline(one, batch)
+    return {"baseline": base, "baseline_prefetch_1": one, "baseline_prefetch_batch": batch,
+            "ratio_against": against}  # fmt: skip

@@ -19,10 +19,14 @@ from events.inbound import INBOUND
 Bench = Any
 
 
-def latency(bench: Bench, rate: float, seconds: float, first_mail: int) -> dict[str, Any]:
-    """Open loop: messages at a fixed rate, whatever the worker does; payment -> event."""
+def latency(
+    bench: Bench, rate: float, seconds: float, first_mail: int, tag: str = "lat"
+) -> dict[str, Any]:
+    """Open loop: messages at a fixed rate, whatever the worker does; payment -> event.
+    Each run's order ids are its own (`tag`, the rate, the first Service Mail): a run
+    that repeated another's ids would wait for events that never come."""
     orders = max(10, int(rate * seconds / 1.9))
-    tag = f"lat{int(rate)}"
+    tag = f"{tag}{int(rate)}m{first_mail}"
     seed_mails(bench.target.database_url, "bench", orders, first=first_mail)
     workload = generate(tag, orders, orders, seed=int(rate), first_mail=first_mail,
                         mail_tag="bench")  # fmt: skip

@@ -13,8 +13,7 @@ Phases, each on the same broker, database and worker layout:
 6. the database floor: the same transactions through the bus in one process,
    no Celery.
 
-With `--history N` and `--prune-pair`, drains on fresh databases holding a history
-run between 1 and 2 (bench/history_run.py).
+`--history N` and `--prune-pair`: drains on fresh databases between 1 and 2.
 
 With `--batch-max N`, every quota-worker run but the curve's has QUOTA_BATCH_MAX=N; when
 N > 1 the baseline drains twice, at prefetch 1 and at the batching worker's prefetch, and
@@ -46,11 +45,10 @@ from typing import Any
 
 import psutil
 from celery import Celery
-from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 
-from bench.api_load import RATE, api_process, load, load_beside
-from bench.batches import curve, faster_baseline, free_port, histogram_delta, read_histogram
+from bench.api_load import read_api_phase
+from bench.batches import baselines, curve, free_port, held, histogram_delta, read_histogram
 from bench.history_run import extra_phases
 from bench.latency import db_floor, latency
 from bench.measure import Drain, TaskEvents, celery_rss_mb, cpu_seconds, peak_rss_mb, server_cpu
@@ -72,8 +70,6 @@ from bench.setup import (
 )
 from bench.workload import Workload, generate
 from events.inbound import INBOUND, QUEUES
-from worker.entrypoints.app import prefetch
-from worker.settings import Settings
 
 
 class Bench:
@@ -241,31 +237,6 @@ def run(
     return result
 
 
-def held(target: Target, batch_max: int) -> dict[str, Any]:
-    """The Celery prefetch settings a worker of QUOTA_BATCH_MAX=batch_max runs with: the
-    workers' other settings are the defaults (worker_env passes no other QUOTA_ variable)."""
-    settings = Settings.model_construct(broker_url=SecretStr(target.broker_url),
-                                        batch_max=batch_max)  # fmt: skip
-    return prefetch(settings)
-
-
-def baselines(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
-    """The no-op baseline at prefetch 1 and, when batching, at the batching worker's
-    prefetch; the ratio is against the faster."""
-    n = options.batch_max
-    log("phase 1/6: baseline (no-op tasks, same configuration and layout), prefetch 1")
-    one = {**asdict(bench.baseline(1)), "batch_max": 1, "prefetch": held(target, 1)}
-    log(f"baseline at prefetch 1: {one['rate']} messages/s")
-    batch = None
-    if n > 1:
-        log(f"phase 1/6: baseline again, at the prefetch of QUOTA_BATCH_MAX={n}")
-        batch = {**asdict(bench.baseline(n)), "batch_max": n, "prefetch": held(target, n)}
-        log(f"baseline at the prefetch of QUOTA_BATCH_MAX={n}: {batch['rate']} messages/s")
-    against, base = faster_baseline(one, batch)
-    return {"baseline": base, "baseline_prefetch_1": one, "baseline_prefetch_batch": batch,
-            "ratio_against": against}  # fmt: skip
-
-
 def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
     bases = baselines(bench, target, options)
     base = bases["baseline"]
@@ -295,15 +266,7 @@ def phases(bench: Bench, target: Target, options: Options) -> dict[str, Any]:
         seed_mails(target.database_url, "flood", 1, first=3_000_000)
         flood = refusal_flood(bench, names, options.refusals, 3_000_000)
         log(f"refusals: {flood}")
-        log(f"phase 5/6: the read API at {RATE:g} requests/s for {options.api_seconds:g} s")
-        with api_process(target, bench.data_dir) as api:
-            read_api = load(api, options.mails, options.api_seconds)
-            log(f"read API, worker idle: {read_api['calls']}")
-            rate = quota.rate * 0.5
-            log(f"phase 5/6: again, while the worker takes orders at {rate:.0f} messages/s")
-            feed = lambda: latency(bench, rate, options.api_seconds, 4_000_000)  # noqa: E731
-            read_api_draining = load_beside(api, options.mails, options.api_seconds, feed)
-        log(f"read API, worker draining: {read_api_draining['calls']}")
+        read_api, read_api_draining = read_api_phase(bench, target, options, quota.rate * 0.5)
     log("phase 6/6: database floor (the bus in one process, no Celery)")
     floor = db_floor(bench)
     batch_curve = curve(bench, target, options, base["rate"]) if options.batch_curve else []

@@ -112,3 +112,20 @@ def test_a_bad_message_in_a_burst_is_refused_alone_and_its_neighbours_go_on(
             text("SELECT error FROM dead_letters WHERE message_id = :m"), {"m": bad}
         ).scalars().all()  # fmt: skip
     assert len(errors) == 1 and errors[0].startswith("invalid_message"), errors
+
+
+def test_batch_max_1_keeps_one_transaction_per_message(
+    services: Services, customer_factory: Any, producer: Producer, db: Engine
+) -> None:
+    alone = start_worker(services, "one-by-one-worker.log", QUOTA_BATCH_MAX="1")
+    try:
+        customer = customer_factory(limit=100)
+        ids = [producer.address(customer.mail, f"one{n}@{customer.mail}.example.ch")
+               for n in range(60)]  # fmt: skip
+        assert wait_until(lambda: len(_processed(db, ids)) == len(ids), 60), alone.tail()
+        lines = _lines([alone], set(ids))  # the session's worker takes its share too
+        assert lines and all("batch" not in r for r in lines)
+        told = _status(services)["batches"]
+        assert {b["batch_max"] for b in told.values() if b} >= {1}, told
+    finally:
+        assert stop_worker(alone) == 0

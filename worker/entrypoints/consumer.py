@@ -59,6 +59,15 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
 
         size = batch_max(container.settings)
         batcher = None
+        if size > 1 and not _calls_back_on_the_loop(self.pool):
+            log.warning(
+                "batching_off_for_this_pool",
+                pool=type(self.pool).__module__,
+                batch_max=size,
+                why="batches need a pool that calls back on the consumer's event loop "
+                "(prefork or solo); each message gets its own transaction",
+            )
+            size = 1
         if size > 1:
             slots = getattr(self.pool, "num_processes", None) or self.pool.limit or 1
             batcher = Batcher(
@@ -98,6 +107,12 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
 
     def _bus(self) -> MessageBus:
         return container_of(self.app).bus
+
+
+def _calls_back_on_the_loop(pool: Any) -> bool:
+    """Prefork calls back from its result handler on the consumer's event loop, solo at
+    once; the thread pool (and gevent, eventlet) from its own threads or greenlets."""
+    return type(pool).__module__ in ("celery.concurrency.prefork", "celery.concurrency.solo")
 
 
 def _never_raises(handler: Callable[[Any], None]) -> Callable[[Any], None]:

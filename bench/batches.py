@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from sqlalchemy import make_url
 
 from bench.latency import latency
+from bench.scans import Scans
 from bench.setup import Options, Target, log, seed_mails
 from bench.workload import generate
 from worker.adapters.migrate import scratch_database
@@ -149,7 +150,10 @@ def curve_point(
         try:
             with bench.quota_worker({"QUOTA_BATCH_MAX": str(size)}) as (root, names):
                 bench.events = TaskEvents(bench.app).start()  # the drain counts task events
-                drain = bench.drain([root], names, workload)
+                # As the main drain: analyzed as autovacuum would (without it the planner
+                # keeps an empty database's estimates), and its scans counted.
+                with Scans(url) as scans:
+                    drain = bench.drain([root], names, workload)
                 drain.outcomes = bench.outcomes()
                 batch_sizes = bench.last_batch_sizes
                 bench.events.stop()  # not during the latency runs (as in the main phases)
@@ -175,6 +179,7 @@ def curve_point(
             k: round(1000 * v / messages, 3) for k, v in sorted(drain.server_cpu_seconds.items())
         },
         "latency": lat,
+        "database_scans": scans.result,
     }
 
 

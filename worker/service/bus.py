@@ -12,6 +12,7 @@ from worker.adapters.deliveries import StoredBody
 from worker.service import handlers
 from worker.service.handlers import Deps
 from worker.service.outcomes import DEAD_LETTER, DUPLICATE_DELIVERY, Kind, Outcome
+from worker.service.repository import Processed
 from worker.service.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -80,13 +81,8 @@ class MessageBus:
             for m in todo:
                 uow.message_id = m.message_id
                 outcome = handlers.HANDLERS[type(m.command)](m.command, uow, self.deps)
-                uow.stage(
-                    self.deps.now(),
-                    message_id=m.message_id,
-                    task=m.task,
-                    outcome=str(outcome),
-                    order_id=getattr(m.command, "order_id", None),
-                )
+                order_id = getattr(m.command, "order_id", None)
+                uow.stage(self.deps.now(), Processed(m.message_id, m.task, str(outcome), order_id))
                 outcomes[m.message_id] = outcome
             if not uow.commit(self.deps.now()):
                 raise Redelivered("a message of the batch was processed meanwhile")

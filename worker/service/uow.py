@@ -66,21 +66,13 @@ class UnitOfWork(ABC):
     def emitted(self) -> list[DomainEvent]:
         return list(self._events)
 
-    def stage(
-        self,
-        now: datetime,
-        *,
-        message_id: str | None = None,
-        task: str = "",
-        outcome: str = "",
-        order_id: str | None = None,
-    ) -> None:
+    def stage(self, now: datetime, processed: Processed | None = None) -> None:
         """Queue the writes of the message handled since the last stage: what it changed
         (its transitions recorded as caused by `self.message_id`), its processed id, its
         events' outbox rows and limit history. A batch stages each of its messages."""
         written = self.repo.save_changed(self.message_id, now)
-        if message_id is not None:
-            self._processed.append(Processed(message_id, task, outcome, order_id))
+        if processed is not None:
+            self._processed.append(processed)
         events, self._staged = self._events[self._staged :], len(self._events)
         self._outbox += [(e, to_cloudevent(e, self._event_source, now)) for e in events]
         self._used += [
@@ -99,7 +91,8 @@ class UnitOfWork(ABC):
         """Commit everything at once; False, with nothing written, if a staged message id
         (or `message_id`) was already processed (a redelivery: its processed row is
         already there)."""
-        self.stage(now, message_id=message_id, task=task, outcome=outcome, order_id=order_id)
+        done = None if message_id is None else Processed(message_id, task, outcome, order_id)
+        self.stage(now, done)
         # Written last, one statement each for the whole batch: nothing reads them back
         # before the commit (a batch reads its processed ids first).
         self.repo.mark_processed(self._processed, now)

@@ -154,7 +154,7 @@ class SqlRepository(Repository):
         }
 
     def lock_in_order(self, order_ids: Sequence[str], service_mail_ids: Sequence[str]) -> None:
-        if not self.is_postgres:
+        if not self.is_postgres or not (order_ids or service_mail_ids):
             return  # SQLite: BEGIN IMMEDIATE holds the one write lock
         for order_id in sorted(set(order_ids)):
             self._lock_order(order_id)

@@ -34,8 +34,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     versions.check("celery")
     broker = settings.broker()
     options: dict[str, Any] = {}
-    redis_broker = broker.startswith(("redis", "rediss"))
-    if redis_broker:
+    if _redis(settings):
         # A message popped and recorded as unacknowledged in one atomic step, so a
         # killed worker cannot lose it (kombu#305; see worker/adapters/transport.py,
         # installed by create_app).

@@ -37,7 +37,6 @@ class UnitOfWork(ABC):
         self._events: list[DomainEvent] = []
         self._used: list[Payment] = []
         self._published = False
-        self._staged = 0  # events already staged
         self._processed: list[Processed] = []
         self._outbox: list[tuple[DomainEvent, OutboundEvent]] = []
         # The inbound message being handled, recorded on every transition.
@@ -46,7 +45,7 @@ class UnitOfWork(ABC):
     def __enter__(self) -> Self:
         self.repo = self._begin()
         self._events, self._used, self._published = [], [], False
-        self._staged, self._processed, self._outbox = 0, [], []
+        self._processed, self._outbox = [], []
         return self
 
     def __exit__(
@@ -73,7 +72,8 @@ class UnitOfWork(ABC):
         written = self.repo.save_changed(self.message_id, now)
         if processed is not None:
             self._processed.append(processed)
-        events, self._staged = self._events[self._staged :], len(self._events)
+        # The events not yet staged: each staged one has its outbox pair.
+        events = self._events[len(self._outbox) :]
         self._outbox += [(e, to_cloudevent(e, self._event_source, now)) for e in events]
         self._used += [
             p for p in written if isinstance(p, Payment) and p.status is PaymentStatus.USED

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
         "(off: kombu's own BRPOP transport, for a Redis that refuses scripts)",
     )
     batch_max: int = Field(
-        default=10,
+        default=1,
         ge=1,
         le=100,
         description="the most hot-path messages handled in one database transaction "

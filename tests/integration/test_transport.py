@@ -18,6 +18,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 from tests.helpers import RUN, wait_until
+from worker.adapters.transport import acks_in_one_pipeline
 
 # Chosen by URL scheme: kombu takes the transport of a "redis+socket://" URL
 # from its scheme even when one is passed by name.
@@ -40,7 +41,9 @@ class Broker:
         self.client = redis.Redis.from_url(urls[0])
         self.unacked, self.index = f"{name}.unacked", f"{name}.unacked_index"
 
-    def connection(self, transport: str, visibility_timeout: float = 3600) -> Connection:
+    def connection(
+        self, transport: str, visibility_timeout: float = 3600, **options: Any
+    ) -> Connection:
         scheme, _, rest = self.url.partition("://")
         _, plus, variant = scheme.partition("+")  # redis+socket://
         return Connection(
@@ -50,6 +53,7 @@ class Broker:
                 "unacked_index_key": self.index,
                 "unacked_mutex_key": f"{self.name}.unacked_mutex",
                 "visibility_timeout": visibility_timeout,
+                **options,
             },
         )
 
@@ -83,7 +87,8 @@ class Broker:
 
 @pytest.fixture
 def broker(redis_urls: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[Broker]:
-    broker = Broker(redis_urls, f"qt-transport.{RUN}.{request.node.name}")
+    name = request.node.name.replace("[", "-").replace("]", "")  # no glob in key patterns
+    broker = Broker(redis_urls, f"qt-transport.{RUN}.{name}")
     yield broker
     broker.cleanup()
 
@@ -189,6 +194,33 @@ def test_an_unacknowledged_message_is_held_in_the_record_until_acked(broker: Bro
         assert len(held) == 1 and len(broker.recorded()) == 1
         held[0].ack()
     assert broker.recorded() == []
+
+
+@pytest.mark.parametrize("prefetch", [3, 5])
+def test_one_pop_takes_and_records_a_batch_within_the_prefetch(
+    broker: Broker, prefetch: int
+) -> None:
+    """quota_pop_max (the batch size): one script call takes up to that many, never more
+    than the prefetch leaves room for; a batch's acks clear their records in one pipeline."""
+    queue = broker.queue("orders")
+    for n in range(7):
+        broker.publish(queue, {"n": n})
+    held: list[Any] = []
+    with (
+        broker.connection(ATOMIC, quota_pop_max=5) as conn,
+        conn.Consumer([queue], callbacks=[lambda body, message: held.append(message)]) as c,
+    ):
+        c.qos(prefetch_count=prefetch)
+        conn.drain_events(timeout=5)  # one reply of the script
+        assert [m.payload["n"] for m in held] == list(range(prefetch))
+        assert len(broker.recorded()) == prefetch
+        assert broker.queued(queue) == 7 - prefetch
+        with acks_in_one_pipeline(held[0].channel):
+            for message in held:
+                message.ack()
+            assert len(broker.recorded()) == prefetch, "acknowledged before the pipeline ran"
+        assert broker.recorded() == []
+        assert broker.client.zcard(broker.index) == 0
 
 
 def test_a_no_ack_consumers_message_is_never_recorded(broker: Broker) -> None:

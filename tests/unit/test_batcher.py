@@ -22,6 +22,7 @@ class Message:
     body: bytes = b"[[], {}, {}]"
     content_type: str = "application/json"
     content_encoding: str = "utf-8"
+    channel: Any = None
 
     def __post_init__(self) -> None:
         self.headers = {"id": self.id, "task": self.task}
@@ -126,3 +127,38 @@ def test_a_repeated_id_waits_for_the_next_batch() -> None:
     assert _ids(pool.jobs[1]) == ["r", "s"]
     pool.jobs[1][1](["counted", "counted"])
     assert _ids(pool.jobs[2]) == ["r"]
+
+
+def test_messages_delivered_in_one_turn_of_the_event_loop_go_in_one_batch() -> None:
+    """One pop of several delivers them one after the other in the same turn: on an
+    event loop the batcher hands them out at its end, together, and never later."""
+    soon: list[Any] = []
+    pool, alone, events = Pool(), list[Any](), Events()
+    batcher = Batcher(pool, alone.append, events, batch_max=3, slots=2, defer=soon.append)
+    for n in range(4):
+        batcher.add(Message(f"m{n}"))
+    assert pool.jobs == [] and len(soon) == 1  # one hand-out due, not one per message
+    soon.pop()()  # the end of the turn: spread over the two free processes
+    assert [_ids(j) for j in pool.jobs] == [["m0", "m1"], ["m2", "m3"]]
+    batcher.add(Message("m4"))
+    assert len(soon) == 1  # due again: the next turn hands it out
+    soon.pop()()
+    assert len(pool.jobs) == 2  # both slots busy: it waits for a batch to end
+    pool.jobs[0][1](["counted"] * 2)
+    assert [_ids(j) for j in pool.jobs[2:]] == [["m4"]]
+
+
+def test_a_busy_worker_fills_whole_batches_a_quiet_one_runs_messages_side_by_side() -> None:
+    batcher, pool, _alone, _events = _batcher(slots=3, batch_max=4)
+    soon: list[Any] = []
+    batcher._defer = soon.append
+    for n in range(3):
+        batcher.add(Message(f"q{n}"))
+    soon.pop()()
+    assert [_ids(j) for j in pool.jobs] == [["q0"], ["q1"], ["q2"]]  # three free processes
+    for n in range(9):
+        batcher.add(Message(f"b{n}"))
+    soon.pop()()
+    assert len(pool.jobs) == 3  # every process busy: they wait
+    pool.jobs[0][1](["counted"])  # one process free: a whole batch
+    assert [_ids(j) for j in pool.jobs[3:]] == [["b0", "b1", "b2", "b3"]]

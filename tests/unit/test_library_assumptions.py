@@ -139,7 +139,7 @@ def test_kombus_restore_reads_the_record_the_pop_script_writes() -> None:
     item = {"body": "e30=", "properties": {"delivery_tag": "tag-1"}, "headers": {}}
     raw = json.dumps(item)
     record = "[" + raw + ',"",' + json.dumps("quota.orders") + "]"  # as POP_AND_RECORD builds it
-    assert "'[' .. item .. ',\"\",' .. cjson.encode(ARGV[i]) .. ']'" in transport.POP_AND_RECORD
+    assert "'[' .. item .. ',\"\",' .. cjson.encode(ARGV[3 + j]) .. ']'" in transport.POP_AND_RECORD
     channel = _Channel(record)
     qos = kombu_redis.QoS.__new__(kombu_redis.QoS)
     qos.channel = channel

@@ -41,6 +41,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         options = {
             "quota_atomic_pop": settings.redis_atomic_pop,
             "quota_max_message_bytes": settings.max_message_bytes,
+            # A batch's messages taken in one script call (as many as the prefetch allows).
+            "quota_pop_max": batch_max(settings),
             "visibility_timeout": VISIBILITY_TIMEOUT,
             # Scan for unacknowledged messages every 10 s (kombu's default is
             # every ~100 s), so the timeout above is what bounds recovery.

@@ -35,6 +35,7 @@ from structlog.contextvars import bound_contextvars
 from events.inbound import INBOUND
 from events.translate import to_command
 from worker.adapters.deliveries import QUEUE_KEY, RETRY_QUEUE
+from worker.adapters.transport import acks_in_one_pipeline
 from worker.entrypoints.app import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, container_of
 from worker.entrypoints.tasks import record
 from worker.ops.metrics import BATCH_SIZE
@@ -113,8 +114,13 @@ class Batcher:
         *,
         batch_max: int,
         slots: int,
+        defer: Callable[[Callable[[], None]], Any] | None = None,
     ) -> None:
         self._pool = pool
+        # The event loop's "call soon": messages delivered in one turn (one pop of
+        # several) are handed out together at the end of it, never later.
+        self._defer = defer
+        self._dispatch_due = False
         self._one_by_one = one_by_one
         self._eventer = eventer
         self._batch_max = batch_max
@@ -139,11 +145,19 @@ class Batcher:
     def add(self, message: Any) -> None:
         self._event("task-received", message, name=message.headers["task"], retries=0)
         self._waiting.append(message)
-        self._dispatch()
+        if self._defer is None:
+            self._dispatch()
+        elif not self._dispatch_due:
+            self._dispatch_due = True
+            self._defer(self._dispatch)
 
     def _dispatch(self) -> None:
+        self._dispatch_due = False
         while self._waiting and self.in_flight < self._slots:
-            batch = self._take()
+            # What waits is spread over the free processes: a quiet worker runs messages
+            # side by side, a busy one (one process free at a time) fills whole batches.
+            free = self._slots - self.in_flight
+            batch = self._take(min(self._batch_max, -(-len(self._waiting) // free)))
             self.in_flight += 1
             self._batches += 1
             self._messages += len(batch)
@@ -159,12 +173,12 @@ class Batcher:
                 timeout=TASK_TIME_LIMIT,
             )
 
-    def _take(self) -> list[Any]:
-        """Up to batch_max waiting messages, each id once (a repeat waits for the next)."""
+    def _take(self, size: int) -> list[Any]:
+        """Up to `size` waiting messages, each id once (a repeat waits for the next)."""
         batch: list[Any] = []
         ids: set[str] = set()
         kept: deque[Any] = deque()
-        while self._waiting and len(batch) < self._batch_max:
+        while self._waiting and len(batch) < size:
             message = self._waiting.popleft()
             if message.headers["id"] in ids:
                 kept.append(message)
@@ -178,12 +192,15 @@ class Batcher:
         self.in_flight -= 1
         runtime = time.monotonic() - started
         try:
+            with acks_in_one_pipeline(batch[0].channel):
+                for message, outcome in zip(batch, results, strict=True):
+                    if outcome is not None:
+                        message.ack()
             for message, outcome in zip(batch, results, strict=True):
                 if outcome is None:
                     self._one_by_one(message)
-                    continue
-                message.ack()
-                self._event("task-succeeded", message, result=outcome, runtime=runtime)
+                else:
+                    self._event("task-succeeded", message, result=outcome, runtime=runtime)
         except Exception:
             log.exception("batch_acknowledgement_failed")  # unacknowledged: they come back
         self._dispatch()

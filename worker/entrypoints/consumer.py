@@ -71,7 +71,12 @@ class QuotaConsumer(Consumer):  # type: ignore[misc]
         if size > 1:
             slots = getattr(self.pool, "num_processes", None) or self.pool.limit or 1
             batcher = Batcher(
-                self.pool, one_by_one, self.event_dispatcher, batch_max=size, slots=slots
+                self.pool,
+                one_by_one,
+                self.event_dispatcher,
+                batch_max=size,
+                slots=slots,
+                defer=self.hub.call_soon if self.hub is not None else None,
             )
         self.batcher = batcher  # read by the BatchStats step (worker/entrypoints/batching.py)
 

@@ -108,6 +108,42 @@ def test_a_message_the_batch_could_not_take_goes_through_celery_alone_unacknowle
     assert alone == [bad]  # Celery's own path acknowledges it when it is done with it
 
 
+class Unreachable(Message):
+    def ack(self) -> None:  # the broker went away between the commit and the ack
+        raise ConnectionError("Redis is gone")
+
+
+def test_a_failed_acknowledgement_still_hands_the_rest_to_celery_and_frees_the_slot() -> None:
+    batcher, pool, alone, events = _batcher(slots=1)
+    batcher.add(Message("busy"))
+    committed, refused, later = Unreachable("committed"), Message("refused"), Message("later")
+    batcher.add(committed)
+    batcher.add(refused)
+    pool.jobs[0][1](["counted"])
+    batcher.add(later)
+    pool.jobs[1][1](["counted", None])  # the ack of "committed" raises
+    assert alone == [refused]  # not skipped by the failure before it
+    assert ("task-succeeded", "committed") not in events.sent  # it comes back instead
+    assert [_ids(j) for j in pool.jobs[2:]] == [["later"]]  # the slot is free again
+
+
+def test_a_failed_hand_off_does_not_stop_the_others() -> None:
+    pool, events = Pool(), Events()
+    handed: list[Any] = []
+
+    def one_by_one(message: Any) -> None:
+        if message.id == "first":
+            raise ConnectionError("Celery could not take it")
+        handed.append(message)
+
+    batcher = Batcher(pool, one_by_one, events, batch_max=3, slots=1)
+    for name in ("busy", "first", "second"):
+        batcher.add(Message(name))
+    pool.jobs[0][1](["counted"])
+    pool.jobs[1][1]([None, None])  # one batch of two that could take neither
+    assert [m.id for m in handed] == ["second"]
+
+
 def test_a_lost_batch_goes_through_celery_one_by_one() -> None:
     batcher, pool, alone, _events = _batcher(slots=1)
     messages = [Message("x"), Message("y")]

@@ -191,18 +191,25 @@ class Batcher:
     def _done(self, batch: list[Any], results: list[str | None], started: float) -> None:
         self.in_flight -= 1
         runtime = time.monotonic() - started
+        pairs = list(zip(batch, results, strict=True))
+        committed = [(m, result) for m, result in pairs if result is not None]
         try:
             with acks_in_one_pipeline(batch[0].channel):
-                for message, outcome in zip(batch, results, strict=True):
-                    if outcome is not None:
-                        message.ack()
-            for message, outcome in zip(batch, results, strict=True):
-                if outcome is None:
-                    self._one_by_one(message)
-                else:
-                    self._event("task-succeeded", message, result=outcome, runtime=runtime)
+                for message, _ in committed:
+                    message.ack()
         except Exception:
-            log.exception("batch_acknowledgement_failed")  # unacknowledged: they come back
+            # Committed but unacknowledged: they come back after the visibility timeout
+            # and their processed ids recognise them. The rest still goes on below.
+            log.exception("batch_acknowledgement_failed", size=len(committed))
+        else:
+            for message, result in committed:
+                self._event("task-succeeded", message, result=result, runtime=runtime)
+        for message, outcome in pairs:
+            if outcome is None:
+                try:
+                    self._one_by_one(message)
+                except Exception:  # unacknowledged: it comes back after the visibility timeout
+                    log.exception("batch_hand_off_failed", message_id=message.headers["id"])
         self._dispatch()
 
     def _failed(self, batch: list[Any], exc_info: Any) -> None:

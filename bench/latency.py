@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -35,6 +36,10 @@ def latency(
     last_id = client.xinfo_stream(bench.target.stream)["last-generated-id"]
     paid_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
+    # Where the time goes: the event's `time` is when its message was handled (staged,
+    # before the batch's commit); the stream entry's id is when the relay added it.
+    handled_at: dict[str, float] = {}
+    published_at: dict[str, float] = {}
     stop = threading.Event()
 
     def read() -> None:
@@ -48,8 +53,11 @@ def latency(
                     last_id = entry_id
                     if fields[b"type"] != b"mail.quota.changed":
                         continue
-                    order = json.loads(fields[b"event"])["data"]["order_id"]
+                    event = json.loads(fields[b"event"])
+                    order = event["data"]["order_id"]
                     seen_at.setdefault(order, now)
+                    handled_at.setdefault(order, datetime.fromisoformat(event["time"]).timestamp())
+                    published_at.setdefault(order, int(entry_id.split(b"-")[0]) / 1000)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -75,11 +83,31 @@ def latency(
     cpu = time.process_time() - cpu  # this process: the producer and the stream reader
     stop.set()
     reader.join()
-    delays = [seen_at[o] - paid_at[o] for o in measured if o in seen_at and o in paid_at]
+    timed = [o for o in measured if o in seen_at and o in paid_at]
+    delays = [seen_at[o] - paid_at[o] for o in timed]
     return {"target_rate": round(rate, 1), "sent_rate": round(sent_rate, 1),
             "caught_up_after_s": round(behind, 2),
             "producer_cpu_ms_per_message": round(1000 * cpu / len(workload.messages), 3),
-            "missing": len(measured - set(seen_at)), **percentiles(delays)}  # fmt: skip
+            "missing": len(measured - set(seen_at)), **percentiles(delays),
+            "segments": segments(timed, paid_at, handled_at, published_at, seen_at)}  # fmt: skip
+
+
+def segments(orders: list[str], *marks: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Payment → event cut at the handling and the stream's append: each part's
+    percentiles, and its mean over the slowest 1% (where the p99 comes from)."""
+    names = ("paid_to_handled", "handled_to_stream", "stream_to_reader")
+    parts = {n: [later[o] - earlier[o] for o in orders]
+             for n, earlier, later in zip(names, marks, marks[1:], strict=False)}  # fmt: skip
+    total = sorted(range(len(orders)), key=lambda i: marks[-1][orders[i]] - marks[0][orders[i]])
+    slowest = total[int(0.99 * len(total)) :]
+    out: dict[str, dict[str, float]] = {}
+    for name, values in parts.items():
+        out[name] = percentiles(values)
+        if slowest:
+            out[name]["slowest_1pct_mean_ms"] = round(
+                1000 * sum(values[i] for i in slowest) / len(slowest), 1
+            )
+    return out
 
 
 def db_floor(bench: Bench) -> dict[str, Any]:

@@ -119,6 +119,13 @@ def table(r: dict[str, Any]) -> str:
             f"; producer + reader {lat.get('producer_cpu_ms_per_message')} CPU ms/message"
             f"{_saturated(lat)} |"
         )
+        if lat.get("segments"):
+            parts = "; ".join(
+                f"{name.replace('_', ' ')} {v.get('p50_ms')} / {v.get('p99_ms')} "
+                f"(slowest 1%: {v.get('slowest_1pct_mean_ms')})"
+                for name, v in lat["segments"].items()
+            )
+            lines.append(f"| … its parts, p50 / p99 ms {blank}| {parts} |")
     lines.append(f"| database reads of the drain {blank}| "
                  f"{summary(r.get('database_scans'), quota['messages'])} |")  # fmt: skip
     flood = r.get("refusal_flood")

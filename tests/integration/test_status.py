@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import SecretStr
+
 from domain import commands
 from tests.integration.shop import Shop
 from worker.bootstrap import Container
 from worker.entrypoints.app import create_app
+from worker.ops import queries
 from worker.ops.queries import Thresholds, snapshot
 
 
@@ -31,3 +35,20 @@ def test_a_service_mail_holding_more_addresses_than_its_limit_is_counted_and_a_p
     assert any("hold more addresses than their limit" in p for p in status.problems)
     shop.send(commands.RecordAddressDeleted(over, "u5@x.ch"))
     assert over_limit() == before
+
+
+def test_a_broker_out_of_reach_is_told_at_once_and_no_worker_is_asked_through_it(
+    app: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database and the stream still answer; the broker's one problem is named, and
+    the remote-control round (another connection's retries) is not tried after it."""
+    down = app.settings.model_copy(update={"broker_url": SecretStr("redis://127.0.0.1:1/0")})
+    celery = create_app(down)
+
+    asked: list[object] = []
+    monkeypatch.setattr(queries, "workers", lambda *a, **k: asked.append(a) or ({}, {}))
+    status = snapshot(app, celery, Thresholds(require_worker=False))
+    reached = [p for p in status.problems if p.startswith("cannot reach")]
+    assert len(reached) == 1 and reached[0].startswith("cannot reach the broker:"), reached
+    assert not asked, "workers were asked through a broker out of reach"
+    assert status.workers == {} and status.over_limit is not None

@@ -79,6 +79,7 @@ def queue_depths(app: Celery) -> tuple[dict[str, int | None], int | None]:
     depths: dict[str, int | None] = {}
     unacked = None
     with app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0.2)  # a broker down: told in 1 s
         channel = conn.default_channel
         client = getattr(channel, "client", None)
         if client is not None:
@@ -132,7 +133,7 @@ def snapshot(
     depths, unacked = _reached(down, "the broker", lambda: queue_depths(app), unknown)
     nodes: dict[str, int] = {}
     batches: dict[str, Any] = {}
-    if ask_workers:
+    if ask_workers and not down:  # a broker out of reach: no worker could answer through it
         nodes, batches = _reached(down, "the broker", lambda: workers(app), (nodes, batches))
     stream = container.settings.events_stream
     facts = _reached(

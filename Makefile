@@ -32,8 +32,9 @@ test: $(STAMP)  ## the whole suite on the embedded default: unit, integration, e
 test-unit: $(STAMP)  ## only the pure unit tests (no I/O)
 	$(PYTEST) tests/unit
 
-test-services: $(STAMP)  ## integration, e2e and quick fault runs, against QUOTA_TEST_* services if set (RELIABILITY_K: a subset of the fault runs)
-	$(PYTEST) tests/integration tests/e2e
+SERVICE_TESTS ?= tests/integration tests/e2e
+test-services: $(STAMP)  ## integration, e2e and quick fault runs, against QUOTA_TEST_* services if set (SERVICE_TESTS: which; RELIABILITY_K: a subset of the fault runs)
+	$(PYTEST) $(SERVICE_TESTS)
 	$(PYTEST) tests/reliability $(if $(RELIABILITY_K),-k "$(RELIABILITY_K)")
 
 reliability: $(STAMP)  ## the full fault runs (1,000 orders each); writes docs/RELIABILITY.md

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from bench.measure import percentiles, server_cpu, used_since
+from bench.measure import SyncProbe, percentiles, server_cpu, used_since
 from bench.setup import seed_mails
 from bench.workload import Workload, generate
 from events.inbound import INBOUND
@@ -61,35 +61,38 @@ def latency(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    interval = 1.0 / rate
-    start, cpu = time.monotonic(), time.process_time()
-    with bench.app.producer_or_acquire() as producer:
-        for n, m in enumerate(workload.messages):
-            delay = start + n * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            bench.app.send_task(m.name, kwargs=m.payload, queue=INBOUND[m.name].queue,
-                               producer=producer)  # fmt: skip
-            if m.payment:
-                paid_at.setdefault(str(m.payload["order_id"]), time.time())
-    sent = time.monotonic()
-    sent_rate = len(workload.messages) / (sent - start)
-    deadline = sent + 60
-    while time.monotonic() < deadline and not measured <= set(seen_at):
-        time.sleep(0.1)
-    # How long the worker took, after the last send, to catch up: well under a second
-    # unless the run saturated it (the producer and reader share the machine's cores).
-    behind = time.monotonic() - sent
-    cpu = time.process_time() - cpu  # this process: the producer and the stream reader
-    stop.set()
-    reader.join()
+    # The disk meanwhile: a stalled flush holds every durable commit as long.
+    with SyncProbe(bench.data_dir) as probe:
+        interval = 1.0 / rate
+        start, cpu = time.monotonic(), time.process_time()
+        with bench.app.producer_or_acquire() as producer:
+            for n, m in enumerate(workload.messages):
+                delay = start + n * interval - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                bench.app.send_task(m.name, kwargs=m.payload, queue=INBOUND[m.name].queue,
+                                   producer=producer)  # fmt: skip
+                if m.payment:
+                    paid_at.setdefault(str(m.payload["order_id"]), time.time())
+        sent = time.monotonic()
+        sent_rate = len(workload.messages) / (sent - start)
+        deadline = sent + 60
+        while time.monotonic() < deadline and not measured <= set(seen_at):
+            time.sleep(0.1)
+        # How long the worker took, after the last send, to catch up: well under a second
+        # unless the run saturated it (the producer and reader share the machine's cores).
+        behind = time.monotonic() - sent
+        cpu = time.process_time() - cpu  # this process: the producer and the stream reader
+        stop.set()
+        reader.join()
     timed = [o for o in measured if o in seen_at and o in paid_at]
     delays = [seen_at[o] - paid_at[o] for o in timed]
     return {"target_rate": round(rate, 1), "sent_rate": round(sent_rate, 1),
             "caught_up_after_s": round(behind, 2),
             "producer_cpu_ms_per_message": round(1000 * cpu / len(workload.messages), 3),
             "missing": len(measured - set(seen_at)), **percentiles(delays),
-            "segments": segments(timed, paid_at, handled_at, published_at, seen_at)}  # fmt: skip
+            "segments": segments(timed, paid_at, handled_at, published_at, seen_at),
+            "disk_sync": probe.summary()}  # fmt: skip
 
 
 def segments(orders: list[str], *marks: dict[str, float]) -> dict[str, dict[str, float]]:

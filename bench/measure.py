@@ -3,7 +3,9 @@ the process trees and of the servers, and percentiles."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,3 +170,43 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
     return {"n": len(ordered), "p50_ms": at(0.5), "p95_ms": at(0.95), "p99_ms": at(0.99),
             "max_ms": round(ordered[-1] * 1000, 1)}  # fmt: skip
+
+
+class SyncProbe:
+    """A thread that writes 8 KiB and fdatasyncs a file in `directory` every 20 ms while
+    it runs: how long the disk makes a durable commit wait. On a VM whose disk stalls (a
+    flush held for half a second), every PostgreSQL commit waits as long, whatever the
+    worker does; the latency rows say so beside their percentiles."""
+
+    STALL_SECONDS = 0.1
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / f"sync-probe-{os.getpid()}.bin"
+        self.waits: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sync-probe", daemon=True)
+
+    def __enter__(self) -> SyncProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while not self._stop.wait(0.02):
+                os.pwrite(fd, b"\0" * 8192, 0)
+                started = time.monotonic()
+                os.fdatasync(fd)
+                self.waits.append(time.monotonic() - started)
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def summary(self) -> dict[str, Any]:
+        stalls = [w for w in self.waits if w > self.STALL_SECONDS]
+        return {**percentiles(self.waits), "stalls_over_100ms": len(stalls),
+                "stalled_s": round(sum(stalls), 2)}  # fmt: skip

@@ -126,6 +126,13 @@ def table(r: dict[str, Any]) -> str:
                 for name, v in lat["segments"].items()
             )
             lines.append(f"| … its parts, p50 / p99 ms {blank}| {parts} |")
+        sync = lat.get("disk_sync")
+        if sync:
+            lines.append(
+                f"| … the disk meanwhile: fdatasync of 8 KiB every 20 ms {blank}| p50 "
+                f"{sync.get('p50_ms')} / p99 {sync.get('p99_ms')} / max {sync.get('max_ms')} "
+                f"ms; {sync['stalls_over_100ms']} stalls over 100 ms ({sync['stalled_s']} s) |"
+            )
     lines.append(f"| database reads of the drain {blank}| "
                  f"{summary(r.get('database_scans'), quota['messages'])} |")  # fmt: skip
     flood = r.get("refusal_flood")

@@ -185,11 +185,11 @@ class Bench:
             **({"QUOTA_METRICS_PORT": str(port)} if port else {}),
             **(settings or {}),
         }
-        log_path = self.data_dir / "quota-worker.log"
+        log_path = self.data_dir / "quota-worker.log"  # every phase's worker, one after another
         process = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run", "--processes", str(layout.processes),
              "--concurrency", str(layout.concurrency), "--pool", layout.pool],
-            env=env, start_new_session=True, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+            env=env, start_new_session=True, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
             cwd=CODE_ROOT,
         )  # fmt: skip
         try:

@@ -198,3 +198,33 @@ def test_a_busy_worker_fills_whole_batches_a_quiet_one_runs_messages_side_by_sid
     assert len(pool.jobs) == 3  # every process busy: they wait
     pool.jobs[0][1](["counted"])  # one process free: a whole batch
     assert [_ids(j) for j in pool.jobs[3:]] == [["b0", "b1", "b2", "b3"]]
+
+
+def _about(message_id: str, mail: str) -> Message:
+    return Message(message_id, body=b'[[], {"service_mail_id": "%s"}, {}]' % mail.encode())
+
+
+def test_one_service_mails_messages_are_never_in_two_batches_at_once() -> None:
+    batcher, pool, _alone, _events = _batcher(slots=4, batch_max=10)
+    created, other, deleted = (
+        _about("created", "sm1"),
+        _about("other", "sm2"),
+        _about("deleted", "sm1"),
+    )
+    for m in (created, other, deleted):
+        batcher.add(m)
+    # Free processes spread the rest, but "deleted" never runs beside "created".
+    assert [_ids(j) for j in pool.jobs] == [["created"], ["other"]]
+    pool.jobs[1][1](["counted"])
+    assert len(pool.jobs) == 2  # sm1 is still in flight: "deleted" waits for it
+    pool.jobs[0][1](["counted"])
+    assert [_ids(j) for j in pool.jobs[2:]] == [["deleted"]]
+
+
+def test_waiting_messages_of_one_service_mail_go_together_in_their_order() -> None:
+    batcher, pool, _alone, _events = _batcher(slots=1, batch_max=10)
+    batcher.add(_about("busy", "sm0"))
+    for name in ("c1", "d1", "c2"):
+        batcher.add(_about(name, "sm1"))
+    pool.jobs[0][1](["counted"])
+    assert [_ids(j) for j in pool.jobs[1:]] == [["c1", "d1", "c2"]]

@@ -23,7 +23,7 @@ retries (taken from the retry queue, with an eta) always run alone.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -127,6 +127,11 @@ class Batcher:
         self._slots = slots
         self._waiting: deque[Any] = deque()
         self.in_flight = 0
+        # The Service Mail (or order) of each waiting message, and those of the batches in
+        # flight: one subject's messages are never in two batches at once, so they commit
+        # in the order they arrived (an address created, then deleted, stays deleted).
+        self._subject: dict[int, str | None] = {}
+        self._busy: Counter[str] = Counter()
         self._recent: deque[int] = deque(maxlen=1000)  # the sizes of the last batches
         self._batches = self._messages = 0
 
@@ -144,6 +149,7 @@ class Batcher:
 
     def add(self, message: Any) -> None:
         self._event("task-received", message, name=message.headers["task"], retries=0)
+        self._subject[id(message)] = subject_of(message)
         self._waiting.append(message)
         if self._defer is None:
             self._dispatch()
@@ -158,6 +164,8 @@ class Batcher:
             # side by side, a busy one (one process free at a time) fills whole batches.
             free = self._slots - self.in_flight
             batch = self._take(min(self._batch_max, -(-len(self._waiting) // free)))
+            if not batch:
+                break  # all that waits belongs to subjects in flight: it goes after them
             self.in_flight += 1
             self._batches += 1
             self._messages += len(batch)
@@ -174,22 +182,40 @@ class Batcher:
             )
 
     def _take(self, size: int) -> list[Any]:
-        """Up to `size` waiting messages, each id once (a repeat waits for the next)."""
+        """Up to `size` waiting messages, each id once (a repeat waits for the next), none
+        of a subject in flight; a subject's later messages wait behind one that waits."""
         batch: list[Any] = []
         ids: set[str] = set()
+        held: set[str] = set()
         kept: deque[Any] = deque()
         while self._waiting and len(batch) < size:
             message = self._waiting.popleft()
-            if message.headers["id"] in ids:
+            subject = self._subject[id(message)]
+            if message.headers["id"] in ids or (
+                subject and (subject in held or self._busy[subject])
+            ):
                 kept.append(message)
+                if subject:
+                    held.add(subject)
                 continue
             ids.add(message.headers["id"])
             batch.append(message)
         self._waiting.extendleft(reversed(kept))
+        for message in batch:
+            if subject := self._subject[id(message)]:
+                self._busy[subject] += 1
         return batch
+
+    def _release(self, batch: list[Any]) -> None:
+        for message in batch:
+            if subject := self._subject.pop(id(message), None):
+                self._busy[subject] -= 1
+                if self._busy[subject] <= 0:
+                    del self._busy[subject]
 
     def _done(self, batch: list[Any], results: list[str | None], started: float) -> None:
         self.in_flight -= 1
+        self._release(batch)
         runtime = time.monotonic() - started
         pairs = list(zip(batch, results, strict=True))
         committed = [(m, result) for m, result in pairs if result is not None]
@@ -215,6 +241,7 @@ class Batcher:
     def _failed(self, batch: list[Any], exc_info: Any) -> None:
         """The pool process died or hit its time limit: nothing of the batch committed."""
         self.in_flight -= 1
+        self._release(batch)
         log.warning(
             "batch_lost_one_by_one",
             size=len(batch),
@@ -238,6 +265,18 @@ class BatchStats(bootsteps.StartStopStep):  # type: ignore[misc]
     def info(self, c: Any) -> dict[str, Any]:
         batcher = getattr(c, "batcher", None)
         return {"quota_batches": batcher.stats() if batcher is not None else {"batch_max": 1}}
+
+
+def subject_of(message: Any) -> str | None:
+    """The Service Mail a message is about, else its order; None if its body says neither
+    (the batch or the one-by-one path tells what is wrong with it)."""
+    try:
+        _args, kwargs, _embed = loads(message.body, message.content_type,
+                                      message.content_encoding, accept={message.content_type})  # type: ignore[no-untyped-call]  # fmt: skip
+        subject = kwargs.get("service_mail_id") or kwargs.get("order_id")
+    except Exception:  # anything a payload provokes is the payload's fault
+        return None
+    return subject if isinstance(subject, str) else None
 
 
 def _item(message: Any) -> Item:

@@ -228,3 +228,25 @@ def test_waiting_messages_of_one_service_mail_go_together_in_their_order() -> No
         batcher.add(_about(name, "sm1"))
     pool.jobs[0][1](["counted"])
     assert [_ids(j) for j in pool.jobs[1:]] == [["c1", "d1", "c2"]]
+
+
+def test_a_body_is_decoded_once_in_the_consumer_and_the_pool_gets_its_kwargs() -> None:
+    batcher, pool, _alone, _events = _batcher(slots=1, batch_max=10)
+    batcher.add(_about("busy", "sm0"))
+    batcher.add(_about("good", "sm1"))
+    batcher.add(Message("positional", body=b'[["sm1"], {}, {}]'))
+    batcher.add(Message("garbage", body=b"not json"))
+    assert pool.jobs[0][0] == [("mail.address_created", "busy", {"service_mail_id": "sm0"})]
+    pool.jobs[0][1](["counted"])
+    assert pool.jobs[1][0] == [
+        ("mail.address_created", "good", {"service_mail_id": "sm1"}),
+        ("mail.address_created", "positional", None),
+        ("mail.address_created", "garbage", None),
+    ]
+
+
+def test_a_batch_of_bodies_that_are_not_celerys_touches_no_database() -> None:
+    # None for each: the consumer sends them one by one, whose checks say what is wrong.
+    items = [("mail.address_created", "a", None), ("quota.request_change", "b", None)]
+    assert run_batch(items) == [None, None]
+    assert run_batch([("mail.address_created", "c", {"service_mail_id": 7})]) == [None]

@@ -55,8 +55,9 @@ BATCHED = frozenset(
     }
 )
 
-# (task, message id, body, content type, content encoding), as a pool process gets it.
-Item = tuple[str, str, bytes, str, str]
+# (task, message id, keyword arguments), as a pool process gets it: the body decoded once,
+# in the consumer; None where it is not one of Celery's (args, kwargs, embed) with no args.
+Item = tuple[str, str, dict[str, Any] | None]
 CONTEXT_KEYS = ("request_id", "order_id", "payment_id", "service_mail_id")
 
 
@@ -74,11 +75,10 @@ def run_batch(items: list[Item]) -> list[str | None]:
     batch failed (the consumer then sends them through Celery one by one)."""
     results: list[str | None] = [None] * len(items)
     taken: list[tuple[int, Inbound, dict[str, Any]]] = []
-    for i, (task, message_id, body, content_type, encoding) in enumerate(items):
+    for i, (task, message_id, kwargs) in enumerate(items):
+        if kwargs is None:
+            continue
         try:
-            args, kwargs, _embed = loads(body, content_type, encoding, accept={content_type})  # type: ignore[no-untyped-call]
-            if args:
-                continue
             command = to_command(INBOUND[task].model.model_validate(kwargs))
         except Exception:  # anything a payload provokes is the payload's fault
             continue
@@ -127,6 +127,8 @@ class Batcher:
         self._slots = slots
         self._waiting: deque[Any] = deque()
         self.in_flight = 0
+        # Each waiting message's keyword arguments, decoded once on arrival.
+        self._kwargs: dict[int, dict[str, Any] | None] = {}
         # The Service Mail (or order) of each waiting message, and those of the batches in
         # flight: one subject's messages are never in two batches at once, so they commit
         # in the order they arrived (an address created, then deleted, stays deleted).
@@ -149,7 +151,8 @@ class Batcher:
 
     def add(self, message: Any) -> None:
         self._event("task-received", message, name=message.headers["task"], retries=0)
-        self._subject[id(message)] = subject_of(message)
+        kwargs = self._kwargs[id(message)] = kwargs_of(message)
+        self._subject[id(message)] = subject_of(kwargs)
         self._waiting.append(message)
         if self._defer is None:
             self._dispatch()
@@ -170,7 +173,9 @@ class Batcher:
             self._batches += 1
             self._messages += len(batch)
             self._recent.append(len(batch))
-            items = [_item(m) for m in batch]
+            items: list[Item] = [
+                (m.headers["task"], m.headers["id"], self._kwargs.pop(id(m))) for m in batch
+            ]
             started = time.monotonic()
             self._pool.apply_async(
                 run_batch,
@@ -267,25 +272,18 @@ class BatchStats(bootsteps.StartStopStep):  # type: ignore[misc]
         return {"quota_batches": batcher.stats() if batcher is not None else {"batch_max": 1}}
 
 
-def subject_of(message: Any) -> str | None:
-    """The Service Mail a message is about, else its order; None if its body says neither
-    (the batch or the one-by-one path tells what is wrong with it)."""
+def kwargs_of(message: Any) -> dict[str, Any] | None:
+    """A message's keyword arguments; None if its body is not Celery's (args, kwargs,
+    embed) with no args (the one-by-one path tells what is wrong with it)."""
     try:
-        _args, kwargs, _embed = loads(message.body, message.content_type,
-                                      message.content_encoding, accept={message.content_type})  # type: ignore[no-untyped-call]  # fmt: skip
-        subject = kwargs.get("service_mail_id") or kwargs.get("order_id")
+        args, kwargs, _embed = loads(message.body, message.content_type,
+                                     message.content_encoding, accept={message.content_type})  # type: ignore[no-untyped-call]  # fmt: skip
     except Exception:  # anything a payload provokes is the payload's fault
         return None
+    return kwargs if isinstance(kwargs, dict) and not args else None
+
+
+def subject_of(kwargs: dict[str, Any] | None) -> str | None:
+    """The Service Mail a message is about, else its order; None if it says neither."""
+    subject = (kwargs or {}).get("service_mail_id") or (kwargs or {}).get("order_id")
     return subject if isinstance(subject, str) else None
-
-
-def _item(message: Any) -> Item:
-    body = message.body
-    raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else bytes(body)
-    return (
-        message.headers["task"],
-        message.headers["id"],
-        raw,
-        message.content_type,
-        message.content_encoding,
-    )

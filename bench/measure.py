@@ -41,7 +41,6 @@ class TaskEvents:
         self.lock = threading.Lock()
         self.ready = threading.Event()
         self._receiver: Any = None
-        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> TaskEvents:
@@ -72,11 +71,12 @@ class TaskEvents:
                           "task-failed": failed},
             )  # fmt: skip
             self.ready.set()
-            while not self._stopping.is_set():
-                try:
-                    self._receiver.capture(limit=None, timeout=1.0, wakeup=False)
-                except TimeoutError:  # no event for a second: look at the stop flag
-                    continue
+            # One subscription for the whole run, with no timeout: kombu's consumer looks
+            # at should_stop every second by itself. A capture with a timeout tears the
+            # subscription down after each idle second and makes it anew, and Redis's
+            # pub/sub drops what is published in between (a drain's first events, once:
+            # "no progress for 60 s at 780 of 782 messages").
+            self._receiver.capture(limit=None, timeout=None, wakeup=False)
 
     def reset(self) -> None:
         with self.lock:
@@ -84,7 +84,6 @@ class TaskEvents:
             self.first_received, self.last_succeeded = None, 0.0
 
     def stop(self) -> None:
-        self._stopping.set()
         if self._receiver is not None:
             self._receiver.should_stop = True
         self._thread.join(timeout=10)

@@ -128,7 +128,10 @@ class Bench:
             if done != last_count:
                 last_progress, last_count = time.monotonic(), done
             elif time.monotonic() - last_progress > 60:
-                raise RuntimeError(f"no progress for 60 s at {done} of {total} messages")
+                raise RuntimeError(
+                    f"no progress for 60 s at {done} of {total} messages "
+                    f"({self.events.received} task-received events seen)"
+                )
             time.sleep(0.2)
         cpu = cpu_seconds(roots) - cpu_before
         # A server counts if it worked at least 2% of the drain (not a bystander's idle ticks).

@@ -83,6 +83,14 @@ class TaskEvents:
             self.received = self.succeeded = self.failed = 0
             self.first_received, self.last_succeeded = None, 0.0
 
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    def stalled(self, total: int) -> str:
+        return (f"no progress for 60 s at {self.done} of {total} messages "
+                f"({self.received} task-received events seen)")  # fmt: skip
+
     def stop(self) -> None:
         if self._receiver is not None:
             self._receiver.should_stop = True

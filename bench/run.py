@@ -120,7 +120,7 @@ class Bench:
         total = len(workload.messages)
         last_progress, last_count, rss_warm = time.monotonic(), -1, 0.0
         while True:
-            done = self.events.succeeded + self.events.failed
+            done = self.events.done
             if not rss_warm and done >= total // 5:
                 rss_warm = celery_rss_mb(roots)
             if done >= total:
@@ -128,10 +128,7 @@ class Bench:
             if done != last_count:
                 last_progress, last_count = time.monotonic(), done
             elif time.monotonic() - last_progress > 60:
-                raise RuntimeError(
-                    f"no progress for 60 s at {done} of {total} messages "
-                    f"({self.events.received} task-received events seen)"
-                )
+                raise RuntimeError(self.events.stalled(total))
             time.sleep(0.2)
         cpu = cpu_seconds(roots) - cpu_before
         # A server counts if it worked at least 2% of the drain (not a bystander's idle ticks).

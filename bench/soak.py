@@ -94,7 +94,7 @@ class Sampler:
     def sample(self) -> dict[str, Any]:
         from worker.adapters import tables as t
 
-        done = self.bench.events.succeeded + self.bench.events.failed
+        done = self.bench.events.done
         now = time.monotonic() - self.started
         last = self.samples[-1] if self.samples else {"t": 0.0, "messages": 0}
         with self.engine.connect() as conn:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How often a transaction waiting for SQLite's write lock tries again, at most. SQLite's
+# own busy handler sleeps up to 100 ms between tries, so under steady contention a writer
+# that has waited longest keeps losing the lock to newer ones that try after 1-5 ms (the
+# relay's p99 was 1.2 s at half the embedded default's peak); a short constant step is fairer.
+SQLITE_LOCK_STEP_S = 0.001
 # Each connection's page cache (negative: KiB): SQLite's default of 2 MiB holds too little
 # of the indexes once the history is large, and every miss is a read system call
 # (docs/PERFORMANCE.md, the history row).
@@ -31,6 +38,20 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, _TRANSIENT_CLASSES):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+# The execution option of a connection that only reads (the read API): on SQLite its
+# transaction begins deferred and takes no write lock.
+READ_ONLY = "quota_read_only"
+
+
+def reading(conn: Connection) -> Connection:
+    """The connection marked as one that only reads, with one snapshot for every statement
+    of its transaction (PostgreSQL's REPEATABLE READ; SQLite's transactions are
+    serializable already)."""
+    if conn.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str) -> Engine:
@@ -60,11 +81,38 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            # A reader in WAL mode has its snapshot from its first read and never waits
+            # for the writer (nor makes it wait).
+            connection.exec_driver_sql("BEGIN")
+            return
         # Take the write lock up front: a deferred BEGIN that upgrades later
         # fails with "database is locked" instead of waiting its turn.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection = connection.connection.dbapi_connection
+        if not _begin_immediate(dbapi_connection):
+            # Its error, wrapped as SQLAlchemy wraps it (judged transient or not).
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Inside the transaction, statements wait SQLite's way again (the rare busy
+        # reader, e.g. while another connection recovers the WAL index).
+        dbapi_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     return engine
+
+
+def _begin_immediate(dbapi_connection: Any) -> bool:
+    """BEGIN IMMEDIATE, tried every millisecond while another writer holds the lock, for
+    up to the busy timeout; False if it did not begin (busy_timeout is then 0, so the
+    caller's own try fails at once)."""
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                return False
+        time.sleep(SQLITE_LOCK_STEP_S)
 
 
 class Database:

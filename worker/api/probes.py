@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from alembic.runtime.migration import MigrationContext
 from kombu.connection import Connection
 
+from worker.adapters.db import reading
 from worker.adapters.migrate import current_head
 from worker.bootstrap import Container
 from worker.ops.safe_text import printable
@@ -21,7 +22,7 @@ OK = "ok"
 
 def _schema(container: Container) -> str:
     with container.database.engine.connect() as conn:
-        revision = MigrationContext.configure(conn).get_current_revision()
+        revision = MigrationContext.configure(reading(conn)).get_current_revision()
     if revision != current_head():
         return (
             f"the schema is at revision {printable(revision or 'none')}, not {current_head()}: "

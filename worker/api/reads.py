@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, bindparam, func, select
 from domain.mail import ServiceMail
 from domain.model import ChangeState
 from worker.adapters import tables as t
-from worker.adapters.db import Database
+from worker.adapters.db import Database, reading
 
 _sm, _qc = t.service_mails.c, t.quota_changes.c
 PENDING_FIELDS = ("request_id", "order_id", "new_address_limit", "amount_due", "currency",
@@ -59,13 +59,9 @@ class ChangeRead:
 
 @contextmanager
 def _reading(database: Database) -> Iterator[Connection]:
-    """One connection; on PostgreSQL one snapshot for every statement of the read (SQLite's
-    transactions are serializable already)."""
-    with database.engine.connect() as conn:
-        if database.dialect == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
+    """One connection, one snapshot for every statement of the read, no write lock."""
+    with database.engine.connect() as conn, reading(conn).begin():
+        yield conn
 
 
 def service_mail(database: Database, service_mail_id: str) -> MailRead | None:

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST := $(BIN)/pytest -p no:cacheprovider --durations=12
 
-.PHONY: help venv demo dev run test test-unit test-services reliability contract contract-html bench bench-quick soak soak-quick lint format clean
+.PHONY: help venv demo dev run test test-unit test-services reliability contract contract-html bench bench-quick profile soak soak-quick lint format clean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ bench: $(STAMP)  ## the benchmark against bare Celery (embedded; BENCH_ARGS="--d
 
 bench-quick: $(STAMP)  ## the benchmark's quick form (~1 min): proves it works, figures not meaningful
 	$(BIN)/quota-worker bench --quick --history 800 --prune-pair --batch-max 5 --batch-curve 1,5 --out $(VENV)/bench-quick.json $(BENCH_ARGS)
+
+profile: $(STAMP)  ## sample the worker with py-spy while the bench drains (BENCH_ARGS as for bench)
+	$(BIN)/python -m pip install --quiet -e '.[dev,profile]'
+	$(BIN)/python -m bench.profile --out $(VENV)/profile-bench.json $(BENCH_ARGS)
 
 soak: $(STAMP)  ## the soak (30 min): bounded state through the real worker; SOAK_ARGS="--database-url ..."
 	$(BIN)/quota-worker bench --soak --out bench/results/soak-$(shell date +%Y%m%d-%H%M).json $(SOAK_ARGS)

@@ -24,13 +24,17 @@ import psutil
 
 DRAIN_STARTS = "phase 2/6: quota-worker drains"
 POOL = "pool processes"
+# Frames in at least this share of a role's samples are the framework around all of its
+# work (the process's main, Celery's loop): left out of the inclusive list.
+AROUND = 0.9
 _PROCESS = re.compile(r"^process (\d+):")
 # A frame as py-spy prints it: "function (path/to/file.py:line)".
 _FRAME = re.compile(r"^(?P<function>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
 
 def forward(bench: subprocess.Popen[str], preloading: threading.Event) -> None:
-    """Print the bench's output as it comes (a full pipe would stall it); mark the drain."""
+    """Print the bench's output and log as they come (a full pipe would stall it); mark the
+    drain."""
     assert bench.stdout is not None
     drain = False
     for line in bench.stdout:
@@ -91,21 +95,29 @@ def short(frame: str) -> str:
 
 
 def summarize(
-    samples: list[tuple[int, list[str], int]], role_of: dict[int, str], top: int = 12
+    samples: list[tuple[int, list[str], int]], role_of: dict[int, str], top: int = 15
 ) -> str:
+    """Share per role; per role the heaviest frames inclusive (leaving out the frames of
+    nearly every sample, the framework around everything) and by self time."""
     by_role: collections.Counter[str] = collections.Counter()
     inclusive: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    own: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for pid, frames, count in samples:
         role = role_of.get(pid, f"other ({pid})")
         by_role[role] += count
         for frame in set(frames):  # a recursive frame counts once per sample
             inclusive[role][frame] += count
+        if frames:
+            own[role][frames[-1]] += count
     total = sum(by_role.values()) or 1
     out = [f"{total} samples holding the GIL; share by role:"]
     out += [f"  {n / total:6.1%}  {role}" for role, n in by_role.most_common()]
     for role, n in by_role.most_common():
-        out.append(f"\n{role}, inclusive share of its samples:")
-        out += [f"  {c / n:6.1%}  {frame}" for frame, c in inclusive[role].most_common(top)]
+        heaviest = [(f, c) for f, c in inclusive[role].most_common() if c < AROUND * n][:top]
+        out.append(f"\n{role}, inclusive share of its samples (below {AROUND:.0%}):")
+        out += [f"  {c / n:6.1%}  {frame}" for frame, c in heaviest]
+        out.append(f"{role}, self time:")
+        out += [f"  {c / n:6.1%}  {frame}" for frame, c in own[role].most_common(top)]
     return "\n".join(out)
 
 
@@ -122,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     bench = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "bench", *bench_args],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     preloading = threading.Event()
     forwarder = threading.Thread(target=forward, args=(bench, preloading), daemon=True)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from bench.measure import cpu_seconds
+
 DRAIN_STARTS = "phase 2/6: quota-worker drains"
 POOL = "pool processes"
 # Frames in at least this share of a role's samples are the framework around all of its
@@ -47,12 +49,8 @@ def forward(bench: subprocess.Popen[str], preloading: threading.Event) -> None:
 def wait_for_work(pool: list[psutil.Process], timeout: float = 120.0) -> None:
     """Until the pool processes have taken 0.2 CPU seconds: the preload is done and the
     drain has begun (the consumers are paused while the queues fill)."""
-
-    def cpu() -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in pool if p.is_running())
-
-    start, deadline = cpu(), time.monotonic() + timeout
-    while cpu() - start < 0.2 and time.monotonic() < deadline:
+    start, deadline = cpu_seconds(pool), time.monotonic() + timeout
+    while cpu_seconds(pool) - start < 0.2 and time.monotonic() < deadline:
         time.sleep(0.1)
 
 
